@@ -1,0 +1,1 @@
+"""The vocabulary every part of Kinema shares; imports nothing else of ours."""

@@ -1,0 +1,1 @@
+"""Video engines behind one small contract (`base`), chosen by name (`registry`)."""

@@ -1,0 +1,136 @@
+"""The engine contract: what every video engine declares, receives and returns.
+
+An engine knows nothing of HTTP, tasks or credits. It is set up once (`setup`), then asked to
+`generate` as many times as there is work: given a decoded image (or none, for text-to-video),
+the prompt, the duration, the resolution, the frame rate and a seed, it writes an MP4 and a
+first- and last-frame image into the job's folder, reporting progress and stopping promptly
+when asked to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from kinema.domain.errors import InvalidInput
+from kinema.domain.video import DEFAULT_FPS, FrameSize, Resolution, output_size
+
+
+class Capability(StrEnum):
+    """A kind of generation an engine can perform."""
+
+    IMAGE_TO_VIDEO = "image-to-video"  #: Animates a still image, guided by a prompt.
+    TEXT_TO_VIDEO = "text-to-video"  #: Makes a video from the prompt alone.
+
+
+@dataclass(frozen=True, slots=True)
+class EngineInfo:
+    """What an engine is and what it can do, for the registry, the catalog and the API."""
+
+    name: str
+    capabilities: frozenset[Capability]
+    resolutions: frozenset[Resolution]
+    durations: frozenset[int]
+    generates_content: bool  #: False when the engine only moves a camera over the input.
+    description: str
+
+
+ProgressCallback = Callable[[float], None]
+"""Called with the fraction of the work done, from 0.0 to 1.0."""
+
+CancelCheck = Callable[[], bool]
+"""Returns True when the work should stop; engines ask at least once per frame or step."""
+
+
+VIDEO_FILE = "video.mp4"
+FIRST_FRAME_FILE = "first.jpg"
+LAST_FRAME_FILE = "last.jpg"
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationJob:
+    """One generation, as an engine sees it."""
+
+    prompt: str
+    image: NDArray[np.uint8] | None  #: RGB, H x W x 3, already decoded and checked.
+    duration_s: int
+    resolution: Resolution
+    output_dir: Path
+    fps: int = DEFAULT_FPS
+    seed: int = 0
+    options: dict[str, str] = field(default_factory=dict)  #: Engine-specific extras, e.g. a model.
+
+    @property
+    def frame_count(self) -> int:
+        return self.duration_s * self.fps
+
+    @property
+    def size(self) -> FrameSize:
+        """Frames follow the image's aspect ratio; text-to-video is 16:9."""
+        if self.image is None:
+            return output_size(16, 9, self.resolution)
+        height, width = self.image.shape[:2]
+        return output_size(width, height, self.resolution)
+
+    @property
+    def video_path(self) -> Path:
+        return self.output_dir / VIDEO_FILE
+
+    @property
+    def first_frame_path(self) -> Path:
+        return self.output_dir / FIRST_FRAME_FILE
+
+    @property
+    def last_frame_path(self) -> Path:
+        return self.output_dir / LAST_FRAME_FILE
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationResult:
+    """The files an engine wrote and what they hold."""
+
+    video_path: Path
+    first_frame_path: Path
+    last_frame_path: Path
+    size: FrameSize
+    fps: int
+    frames: int
+
+    @property
+    def duration_s(self) -> float:
+        return self.frames / self.fps
+
+
+class Engine(Protocol):
+    """A video engine. Engines are picked by name (see `kinema.engines.registry`)."""
+
+    info: EngineInfo
+
+    def setup(self) -> None:
+        """Load what the engine needs (weights, clients); called once before any `generate`."""
+
+    def generate(
+        self, job: GenerationJob, on_progress: ProgressCallback, should_cancel: CancelCheck
+    ) -> GenerationResult:
+        """Write the job's video and stills; raise `GenerationCanceled` if asked to stop."""
+
+
+def check_job(info: EngineInfo, job: GenerationJob) -> None:
+    """Refuse a job the engine cannot do, with a message that names the rule."""
+    needed = Capability.TEXT_TO_VIDEO if job.image is None else Capability.IMAGE_TO_VIDEO
+    if needed not in info.capabilities:
+        raise InvalidInput(f"the {info.name} engine cannot do {needed.value}")
+    if job.resolution not in info.resolutions:
+        allowed = ", ".join(sorted(r.value for r in info.resolutions))
+        raise InvalidInput(f"resolution must be one of {allowed}")
+    if job.duration_s not in info.durations:
+        allowed = ", ".join(str(d) for d in sorted(info.durations))
+        raise InvalidInput(f"duration must be one of {allowed} seconds")
+    if job.fps <= 0:
+        raise InvalidInput("fps must be positive")
