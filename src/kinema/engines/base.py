@@ -48,11 +48,6 @@ CancelCheck = Callable[[], bool]
 """Returns True when the work should stop; engines ask at least once per frame or step."""
 
 
-VIDEO_FILE = "video.mp4"
-FIRST_FRAME_FILE = "first.jpg"
-LAST_FRAME_FILE = "last.jpg"
-
-
 @dataclass(frozen=True, slots=True)
 class GenerationJob:
     """One generation, as an engine sees it."""
@@ -61,7 +56,7 @@ class GenerationJob:
     image: NDArray[np.uint8] | None  #: RGB, H x W x 3, already decoded and checked.
     duration_s: int
     resolution: Resolution
-    output_dir: Path
+    video_path: Path  #: Where the MP4 goes; the stills go beside it (see below).
     fps: int = DEFAULT_FPS
     seed: int = 0
     options: dict[str, str] = field(default_factory=dict)  #: Engine-specific extras, e.g. a model.
@@ -79,16 +74,13 @@ class GenerationJob:
         return output_size(width, height, self.resolution)
 
     @property
-    def video_path(self) -> Path:
-        return self.output_dir / VIDEO_FILE
-
-    @property
     def first_frame_path(self) -> Path:
-        return self.output_dir / FIRST_FRAME_FILE
+        """``clip.mp4`` gets ``clip.first.jpg``."""
+        return self.video_path.with_suffix(".first.jpg")
 
     @property
     def last_frame_path(self) -> Path:
-        return self.output_dir / LAST_FRAME_FILE
+        return self.video_path.with_suffix(".last.jpg")
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,15 +29,16 @@ def rgb_to_ycbcr_planes(
     rgb: NDArray[np.uint8],
 ) -> tuple[NDArray[np.uint8], NDArray[np.uint8], NDArray[np.uint8]]:
     """Full-resolution Y', Cb and Cr planes of an RGB image (H x W x 3, uint8)."""
-    ycbcr = cv2.transform(rgb, _RGB_TO_YCBCR)
-    y, cb, cr = cv2.split(ycbcr)
+    y, cb, cr = (np.asarray(plane, dtype=np.uint8) for plane in cv2.split(cv2.transform(rgb, _RGB_TO_YCBCR)))
     return y, cb, cr
 
 
 def subsample_chroma(plane: NDArray[np.uint8]) -> NDArray[np.uint8]:
     """Halve a chroma plane in both directions by averaging 2x2 blocks (centre-sited)."""
     height, width = plane.shape
-    return cv2.resize(plane, (width // 2, height // 2), interpolation=cv2.INTER_AREA)
+    return np.asarray(
+        cv2.resize(plane, (width // 2, height // 2), interpolation=cv2.INTER_AREA), dtype=np.uint8
+    )
 
 
 def rgb_to_i420(rgb: NDArray[np.uint8]) -> NDArray[np.uint8]:

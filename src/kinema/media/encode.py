@@ -11,7 +11,7 @@ from typing import Self
 import av
 import cv2
 import numpy as np
-from av.video.reformatter import ColorPrimaries, ColorRange, ColorTrc, Colorspace
+from av.video.reformatter import ColorPrimaries, ColorRange, Colorspace, ColorTrc
 from numpy.typing import NDArray
 
 from kinema.domain.video import FrameSize
@@ -110,7 +110,8 @@ class H264Writer:
 
 def write_still(path: Path, rgb: NDArray[np.uint8], quality: int = 90) -> None:
     """Save an RGB frame as a JPEG, atomically."""
-    ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+    ok, encoded = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
         raise OSError(f"could not encode {path.name} as JPEG")
     partial = path.with_name(f".{path.name}.partial")

@@ -1,0 +1,165 @@
+"""Motion engine benchmarks: speed against bare libx264, smoothness and speed against ffmpeg's
+zoompan, and peak memory. Run with ``make bench``; figures go in docs/benchmarks.md.
+
+- speed: a 6 s 768P push-in through the whole engine, against libx264 alone encoding the very
+  same frames (rendered beforehand, held in memory) at the same size, preset and CRF.
+  Alternating runs; the best of each side is compared.
+- zoompan: ffmpeg's ``zoompan`` with the usual 4x pre-scale, making the same push-in.
+- smoothness: ECC affine registration between consecutive frames of the encoded videos;
+  mean acceleration of the per-frame corner motion and reversals of direction.
+- memory: peak RSS of a separate process rendering 10 s at 768P.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from kinema.domain.video import Resolution
+from kinema.engines.base import GenerationJob
+from kinema.engines.motion.camera import plan_path
+from kinema.engines.motion.engine import MotionEngine
+from kinema.engines.motion.focus import point_of_interest
+from kinema.engines.motion.plan import plan_camera
+from kinema.engines.motion.render import FrameRenderer
+from kinema.media.encode import EncoderSettings, H264Writer
+from kinema.media.intake import decode_image
+from kinema.media.motion_analysis import clip_motion, smoothness
+
+SAMPLE = Path(__file__).resolve().parents[1] / "src" / "kinema" / "assets" / "sample.jpg"
+PUSH_IN = "[Push in] a mountain lake at sunset"
+PAN = "[Pan right] a mountain lake at sunset"
+
+
+def _job(image: np.ndarray, prompt: str, duration: int, out: Path) -> GenerationJob:
+    return GenerationJob(
+        prompt=prompt, image=image, duration_s=duration, resolution=Resolution.P768, video_path=out
+    )
+
+
+def _timed(action: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    action()
+    return time.perf_counter() - started
+
+
+def bench_speed(image: np.ndarray, work: Path, rounds: int) -> tuple[float, float]:
+    engine = MotionEngine()
+    job = _job(image, PUSH_IN, 6, work / "engine.mp4")
+    path = plan_path(
+        plan_camera(job.prompt), job.size, job.frame_count, job.fps, focus=point_of_interest(image)
+    )
+    renderer = FrameRenderer(image, path)
+    frames = []
+    for index in range(renderer.frames):
+        buffer = np.empty((job.size.height * 3 // 2, job.size.width), np.uint8)
+        renderer.render_i420(index, buffer)
+        frames.append(buffer)
+
+    def encode_only() -> None:
+        with H264Writer(work / "x264.mp4", job.size, job.fps, EncoderSettings()) as writer:
+            for frame in frames:
+                writer.write_i420(frame)
+
+    def whole_engine() -> None:
+        engine.generate(job, lambda _: None, lambda: False)
+
+    engine_times, x264_times = [], []
+    for _ in range(rounds):
+        x264_times.append(_timed(encode_only))
+        engine_times.append(_timed(whole_engine))
+    return min(engine_times), min(x264_times)
+
+
+def zoompan(image_path: Path, out: Path, width: int, height: int, frames: int, fps: int) -> float:
+    """ffmpeg's zoompan push-in to 1.25x with the common 4x pre-scale against jitter."""
+    zoom_step = (1.25 - 1.0) / frames
+    graph = (
+        f"scale={width * 4}:{height * 4},"
+        f"zoompan=z='min(zoom+{zoom_step:.6f},1.25)':d={frames}"
+        f":x='iw/2-(iw/zoom/2)':y='ih/2-(ih/zoom/2)':s={width}x{height}:fps={fps},format=yuv420p"
+    )
+    command = [
+        "ffmpeg", "-loglevel", "error", "-y", "-i", str(image_path), "-vf", graph, "-frames:v", str(frames),
+        "-c:v", "libx264", "-preset", "veryfast", "-crf", "20", str(out),
+    ]  # fmt: skip
+    return _timed(lambda: subprocess.run(command, check=True))
+
+
+def peak_memory_mb(duration: int) -> float:
+    """Peak RSS of a fresh process rendering the sample, in MiB."""
+    script = (
+        "from pathlib import Path; import tempfile\n"
+        "from bench.motion import SAMPLE, _job; from kinema.media.intake import decode_image\n"
+        "from kinema.engines.motion.engine import MotionEngine\n"
+        "image = decode_image(SAMPLE.read_bytes()).pixels\n"
+        "with tempfile.TemporaryDirectory() as d:\n"
+        f"    MotionEngine().generate(_job(image, {PUSH_IN!r}, {duration}, Path(d) / 'm.mp4'),"
+        " lambda _: None, lambda: False)\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, cwd=Path(__file__).resolve().parents[1])
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    image = decode_image(SAMPLE.read_bytes()).pixels
+    cores = len(os.sched_getaffinity(0))
+    print(f"machine: {platform.machine()}, {cores} cores, Python {platform.python_version()}")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        engine_s, x264_s = bench_speed(image, work, args.rounds)
+        ratio = engine_s / x264_s
+        print(f"speed: engine {engine_s:.2f} s, libx264 alone {x264_s:.2f} s, ratio {ratio:.3f}", end=" ")
+        print("(target <= 1.15)")
+
+        job = _job(image, PUSH_IN, 6, work / "push.mp4")
+        MotionEngine().generate(job, lambda _: None, lambda: False)
+        pan_job = _job(image, PAN, 6, work / "pan.mp4")
+        MotionEngine().generate(pan_job, lambda _: None, lambda: False)
+        size = job.size
+        for name, video in (("push-in", job.video_path), ("pan", pan_job.video_path)):
+            result = smoothness(clip_motion(video), size.width, size.height)
+            print(
+                f"smoothness {name}: mean acceleration {result.mean_acceleration:.4f} px/frame^2 "
+                f"(target <= 0.05), max {result.max_acceleration:.3f}, reversals {result.reversals}"
+            )
+
+        if shutil.which("ffmpeg"):
+            zoompan_s = zoompan(
+                SAMPLE, work / "zoompan.mp4", size.width, size.height, job.frame_count, job.fps
+            )
+            engine_push = _timed(lambda: MotionEngine().generate(job, lambda _: None, lambda: False))
+            print(
+                f"zoompan: ffmpeg {zoompan_s:.2f} s, engine {engine_push:.2f} s, "
+                f"engine is {zoompan_s / engine_push:.2f}x faster"
+            )
+            result = smoothness(clip_motion(work / "zoompan.mp4"), size.width, size.height)
+            print(
+                f"smoothness zoompan push-in: mean acceleration {result.mean_acceleration:.4f} px/frame^2, "
+                f"max {result.max_acceleration:.3f}, reversals {result.reversals}"
+            )
+        else:
+            print("zoompan: skipped, ffmpeg is not installed (apt-get install ffmpeg)")
+
+    print(f"memory: peak RSS of a 10 s 768P render {peak_memory_mb(10):.0f} MiB (target < 500)")
+
+
+if __name__ == "__main__":
+    main()

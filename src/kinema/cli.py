@@ -1,0 +1,105 @@
+"""The `kinema` command line."""
+
+from __future__ import annotations
+
+import time
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+from kinema.domain.errors import KinemaError
+from kinema.domain.video import Resolution
+from kinema.engines.base import GenerationJob
+from kinema.engines.registry import engine_names, load_engine
+from kinema.media.intake import decode_image
+
+app = typer.Typer(
+    name="kinema",
+    help="Kinema: self-hosted image-to-video generation.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True)
+
+
+@app.callback()
+def kinema() -> None:
+    """Kinema: self-hosted image-to-video generation."""
+
+
+class Duration(StrEnum):
+    """Clip lengths the engines make."""
+
+    SIX = "6"  #: Six seconds.
+    TEN = "10"  #: Ten seconds.
+
+
+@app.command()
+def render(
+    image: Annotated[Path, typer.Argument(help="A JPEG, PNG or WebP image.", dir_okay=False)],
+    prompt: Annotated[
+        str, typer.Option("--prompt", "-p", help="What to film; camera commands like [Pan left].")
+    ],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Where to write the MP4.", dir_okay=False)
+    ] = Path("out.mp4"),
+    duration: Annotated[Duration, typer.Option(help="Length in seconds.")] = Duration.SIX,
+    resolution: Annotated[Resolution, typer.Option(help="Short side of the frame.")] = Resolution.P768,
+    seed: Annotated[int, typer.Option(help="Same image, prompt and seed give the same video.")] = 0,
+    engine: Annotated[str, typer.Option(help=f"Engine: {', '.join(engine_names())}.")] = "motion",
+) -> None:
+    """Render a video from IMAGE on this machine, without a server."""
+    started = time.perf_counter()
+    try:
+        data = image.read_bytes()
+    except OSError as error:
+        _fail(f"cannot read {image}: {error.strerror or error}")
+    try:
+        decoded = decode_image(data)
+        video_engine = load_engine(engine)
+        video_engine.setup()
+        job = GenerationJob(
+            prompt=prompt,
+            image=decoded.pixels,
+            duration_s=int(duration.value),
+            resolution=resolution,
+            video_path=output,
+            seed=seed,
+        )
+        with Progress(
+            TextColumn("[bold]rendering"),
+            BarColumn(),
+            TaskProgressColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        ) as progress:
+            bar = progress.add_task("render", total=1.0)
+            result = video_engine.generate(
+                job, lambda done: progress.update(bar, completed=done), lambda: False
+            )
+    except KinemaError as error:
+        _fail(error.message)
+    elapsed = time.perf_counter() - started
+    console.print(
+        f"[green]wrote[/] {result.video_path}: {result.size}, {result.frames} frames, "
+        f"{result.duration_s:g} s of video in {elapsed:.1f} s"
+    )
+
+
+def _fail(message: str) -> NoReturn:
+    console.print(f"[red]error:[/] {message}")
+    raise typer.Exit(code=1)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
