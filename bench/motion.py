@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import resource
 import shutil
 import subprocess
 import sys
@@ -92,7 +91,7 @@ def zoompan(image_path: Path, out: Path, width: int, height: int, frames: int, f
     )
     command = [
         "ffmpeg", "-loglevel", "error", "-y", "-i", str(image_path), "-vf", graph, "-frames:v", str(frames),
-        "-c:v", "libx264", "-preset", "veryfast", "-crf", "20", str(out),
+        "-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-x264-params", "subme=4", str(out),
     ]  # fmt: skip
     return _timed(lambda: subprocess.run(command, check=True))
 
@@ -108,8 +107,12 @@ def peak_memory_mb(duration: int) -> float:
         f"    MotionEngine().generate(_job(image, {PUSH_IN!r}, {duration}, Path(d) / 'm.mp4'),"
         " lambda _: None, lambda: False)\n"
     )
-    subprocess.run([sys.executable, "-c", script], check=True, cwd=Path(__file__).resolve().parents[1])
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    script += "import resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [sys.executable, "-c", script], check=True, cwd=root, capture_output=True, text=True
+    )
+    return int(done.stdout.split()[-1]) / 1024
 
 
 def main() -> None:

@@ -24,6 +24,10 @@ class EncoderSettings:
 
     crf: int = 20
     preset: str = "veryfast"
+    #: veryfast's sub-pixel motion search (subme 2) is too coarse for a slow camera move: the
+    #: texture wobbles frame to frame. subme 4 makes the motion as smooth as the renderer drew
+    #: it (bench/motion.py measures both) for about a third more encoding time.
+    x264_params: str = "subme=4"
     keyframe_seconds: float = 2.0  #: Players seek to keyframes; every 2 s keeps seeking snappy.
 
 
@@ -51,7 +55,11 @@ class H264Writer:
         stream.height = size.height
         stream.pix_fmt = "yuv420p"
         stream.profile = "High"
-        stream.options = {"crf": str(settings.crf), "preset": settings.preset}
+        stream.options = {
+            "crf": str(settings.crf),
+            "preset": settings.preset,
+            "x264-params": settings.x264_params,
+        }
         context = stream.codec_context
         context.gop_size = max(1, round(settings.keyframe_seconds * fps))
         context.colorspace = Colorspace.ITU709

@@ -40,13 +40,18 @@ def register(previous: NDArray[np.float32], current: NDArray[np.float32]) -> NDA
     return np.vstack([np.asarray(found, dtype=np.float64), [0.0, 0.0, 1.0]])
 
 
-def clip_motion(path: Path, scale: float = 1.0) -> Steps:
-    """Frame-to-frame content motion over a clip, in full-resolution pixels."""
+def clip_motion(path: Path, scale: float = 1.0, stride: int = 1) -> Steps:
+    """Content motion between every `stride`-th frame of a clip, in full-resolution pixels.
+
+    A stride above one trades time resolution for speed, for checks of direction only.
+    """
     to_full = np.diag([1.0 / scale, 1.0 / scale, 1.0])
     from_full = np.diag([scale, scale, 1.0])
     steps: list[NDArray[np.float64]] = []
     previous: NDArray[np.float32] | None = None
-    for current in gray_frames(path, scale):
+    for index, current in enumerate(gray_frames(path, scale)):
+        if index % stride:
+            continue
         if previous is not None:
             steps.append(to_full @ register(previous, current) @ from_full)
         previous = current

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import queue
+import sys
 import threading
 from collections.abc import Generator
 from dataclasses import dataclass
@@ -165,7 +167,19 @@ def _warp(
         cv2.warpPerspective(source, matrix, size, dst=out, flags=flags, borderMode=cv2.BORDER_CONSTANT)
 
 
-_QUEUE_DEPTH = 4
+_QUEUE_DEPTH = 8
+_WARP_NICENESS = 5
+
+
+def _yield_to_encoder() -> None:
+    """Lower the calling thread's scheduling priority (Linux, where niceness is per thread).
+
+    The encoder's threads then get the cores whenever they can use them, and the warps fill
+    the gaps x264 leaves between its frame threads; the queue keeps a few frames in hand so
+    the encoder never waits.
+    """
+    if sys.platform == "linux":
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), _WARP_NICENESS)
 
 
 def _warped_frames(
@@ -181,6 +195,7 @@ def _warped_frames(
     handoff: queue.Queue[NDArray[np.uint8] | BaseException | None] = queue.Queue(maxsize=_QUEUE_DEPTH)
 
     def work() -> None:
+        _yield_to_encoder()
         try:
             for index in range(renderer.frames):
                 if stop.is_set():

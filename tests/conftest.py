@@ -1,0 +1,53 @@
+"""Fixtures shared by every kind of test: pictures made in code, and a small renderer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+
+from kinema.domain.video import FrameSize
+from kinema.engines.motion.camera import plan_path
+from kinema.engines.motion.plan import plan_camera
+from kinema.engines.motion.render import FrameRenderer, render_clip
+from kinema.media.encode import H264Writer
+
+
+def textured_image(width: int, height: int, seed: int = 0) -> NDArray[np.uint8]:
+    """A picture with detail at every scale, so that motion can be measured anywhere in it."""
+    rng = np.random.default_rng(seed)
+    image = np.zeros((height, width, 3), np.float32)
+    for cells, weight in ((4, 1.0), (12, 0.6), (40, 0.35), (120, 0.2)):
+        grid = rng.random((max(2, cells * height // width), cells, 3)).astype(np.float32)
+        image += weight * cv2.resize(grid, (width, height), interpolation=cv2.INTER_CUBIC)
+    image -= image.min()
+    image /= image.max()
+    return np.ascontiguousarray((image * 255).astype(np.uint8))
+
+
+@pytest.fixture(scope="session")
+def landscape() -> NDArray[np.uint8]:
+    """A 16:9 textured picture, larger than the small test renders."""
+    return textured_image(960, 540)
+
+
+RenderSmall = Callable[[NDArray[np.uint8], str, Path], Path]
+
+
+@pytest.fixture
+def render_small(tmp_path: Path) -> RenderSmall:
+    """Render a prompt at 320x180, 6 s at 25 fps, through the engine's renderer and encoder."""
+
+    def render(image: NDArray[np.uint8], prompt: str, out: Path | None = None, seed: int = 0) -> Path:
+        size = FrameSize(320, 180)
+        path = plan_path(plan_camera(prompt), size, frames=150, fps=25, seed=seed)
+        target = out or tmp_path / "clip.mp4"
+        with H264Writer(target, size, 25) as writer:
+            render_clip(FrameRenderer(image, path), writer, lambda _: None, lambda: False)
+        return target
+
+    return render
