@@ -107,7 +107,8 @@ def peak_memory_mb(duration: int) -> float:
         f"    MotionEngine().generate(_job(image, {PUSH_IN!r}, {duration}, Path(d) / 'm.mp4'),"
         " lambda _: None, lambda: False)\n"
     )
-    script += "import resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the forking parent across exec.
+    script += "print(next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).split()[1])\n"
     root = Path(__file__).resolve().parents[1]
     done = subprocess.run(
         [sys.executable, "-c", script], check=True, cwd=root, capture_output=True, text=True
