@@ -184,19 +184,17 @@ def plan_path(
         poses[inside] = current[inside]
         poses[after] = np.array((reached + delta).as_tuple())
         if CameraMove.SHAKE in segment.moves:
-            shake_envelope += np.where(inside, np.sin(np.pi * np.clip(local, 0.0, 1.0)) ** 0.5, 0.0)
+            # Full strength for most of the segment, fading in and out over its first and last sixth.
+            fade = np.minimum(1.0, 2.0 * np.sin(np.pi * np.clip(local, 0.0, 1.0)))
+            shake_envelope += np.where(inside, fade, 0.0)
         reached = reached + delta
 
     rng = np.random.default_rng(seed)
+    wobble = min(size.width, size.height) * SHAKE_TRANSLATION
+    amplitude = np.array([wobble, wobble, SHAKE_ROLL])  # x and y in pixels, roll in radians
     shake = np.stack([_band_limited_noise(rng, frames, fps) for _ in range(3)], axis=1)
-    shake *= shake_envelope[:, None]
-    short = min(size.width, size.height)
-    return CameraPath(
-        size,
-        _homographies(
-            poses, shake * [short * SHAKE_TRANSLATION, short * SHAKE_TRANSLATION, SHAKE_ROLL], size, focus
-        ),
-    )
+    shake *= shake_envelope[:, None] * amplitude
+    return CameraPath(size, _homographies(poses, shake, size, focus))
 
 
 def _homographies(
