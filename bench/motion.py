@@ -27,11 +27,7 @@ import numpy as np
 
 from kinema.domain.video import Resolution
 from kinema.engines.base import GenerationJob
-from kinema.engines.motion.camera import plan_path
-from kinema.engines.motion.engine import MotionEngine
-from kinema.engines.motion.focus import point_of_interest
-from kinema.engines.motion.plan import plan_camera
-from kinema.engines.motion.render import FrameRenderer
+from kinema.engines.motion.engine import MotionEngine, frame_renderer
 from kinema.media.encode import EncoderSettings, H264Writer
 from kinema.media.intake import decode_image
 from kinema.media.motion_analysis import clip_motion, register, smoothness
@@ -56,10 +52,7 @@ def _timed(action: Callable[[], object]) -> float:
 def bench_speed(image: np.ndarray, work: Path, rounds: int) -> tuple[float, float]:
     engine = MotionEngine()
     job = _job(image, PUSH_IN, 6, work / "engine.mp4")
-    path = plan_path(
-        plan_camera(job.prompt), job.size, job.frame_count, job.fps, focus=point_of_interest(image)
-    )
-    renderer = FrameRenderer(image, path)
+    renderer = frame_renderer(job)
     frames = []
     for index in range(renderer.frames):
         buffer = np.empty((job.size.height * 3 // 2, job.size.width), np.uint8)
@@ -81,10 +74,9 @@ def bench_speed(image: np.ndarray, work: Path, rounds: int) -> tuple[float, floa
     return min(engine_times), min(x264_times)
 
 
-def rendered_motion(image: np.ndarray, prompt: str, job: GenerationJob) -> np.ndarray:
+def rendered_motion(job: GenerationJob) -> np.ndarray:
     """ECC motion between the renderer's own luma frames, before the encoder touches them."""
-    path = plan_path(plan_camera(prompt), job.size, job.frame_count, job.fps, focus=point_of_interest(image))
-    renderer = FrameRenderer(image, path)
+    renderer = frame_renderer(job)
     buffer = np.empty((job.size.height * 3 // 2, job.size.width), np.uint8)
     steps, previous = [], None
     for index in range(renderer.frames):
@@ -153,7 +145,7 @@ def main() -> None:
         pan_job = _job(image, PAN, 6, work / "pan.mp4")
         MotionEngine().generate(pan_job, lambda _: None, lambda: False)
         size = job.size
-        drawn = smoothness(rendered_motion(image, PUSH_IN, job), size.width, size.height)
+        drawn = smoothness(rendered_motion(job), size.width, size.height)
         print(
             f"smoothness push-in as drawn, before encoding: mean acceleration {drawn.mean_acceleration:.4f} "
             f"px/frame^2, max {drawn.max_acceleration:.3f}, reversals {drawn.reversals}"

@@ -33,6 +33,16 @@ INFO = EngineInfo(
 )
 
 
+def frame_renderer(job: GenerationJob) -> FrameRenderer:
+    """The renderer for a job: its prompt's plan, as a camera path aimed at the picture's focus."""
+    if job.image is None:
+        raise InvalidInput("the motion engine needs an image")
+    plan = plan_camera(job.prompt)
+    focus = point_of_interest(job.image)
+    path = plan_path(plan, job.size, job.frame_count, job.fps, seed=job.seed, focus=focus)
+    return FrameRenderer(job.image, path)
+
+
 class MotionEngine:
     """Camera-motion video from one still; see the package docs for how moves are rendered."""
 
@@ -48,14 +58,8 @@ class MotionEngine:
         self, job: GenerationJob, on_progress: ProgressCallback, should_cancel: CancelCheck
     ) -> GenerationResult:
         check_job(self.info, job)
-        if job.image is None:
-            raise InvalidInput("the motion engine needs an image")
         size = job.size
-        plan = plan_camera(job.prompt)
-        path = plan_path(
-            plan, size, job.frame_count, job.fps, seed=job.seed, focus=point_of_interest(job.image)
-        )
-        renderer = FrameRenderer(job.image, path)
+        renderer = frame_renderer(job)
         job.video_path.parent.mkdir(parents=True, exist_ok=True)
         with H264Writer(job.video_path, size, job.fps, self.encoder) as writer:
             frames = render_clip(renderer, writer, on_progress, should_cancel)

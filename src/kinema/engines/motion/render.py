@@ -182,9 +182,7 @@ def _yield_to_encoder() -> None:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), _WARP_NICENESS)
 
 
-def _warped_frames(
-    renderer: FrameRenderer, stop: threading.Event
-) -> Generator[NDArray[np.uint8], None, None]:
+def _warped_frames(renderer: FrameRenderer) -> Generator[NDArray[np.uint8], None, None]:
     """Yield frames in order while a worker thread warps the ones after them.
 
     Buffers are recycled from a small pool: the queue bounds how far the worker runs ahead,
@@ -193,6 +191,7 @@ def _warped_frames(
     shape = (renderer.size.height * 3 // 2, renderer.size.width)
     pool = [np.empty(shape, np.uint8) for _ in range(_QUEUE_DEPTH + 2)]
     handoff: queue.Queue[NDArray[np.uint8] | BaseException | None] = queue.Queue(maxsize=_QUEUE_DEPTH)
+    stop = threading.Event()
 
     def work() -> None:
         _yield_to_encoder()
@@ -232,7 +231,7 @@ def render_clip(
 
     Progress is reported and cancellation checked once per frame, on the calling thread.
     """
-    frames = _warped_frames(renderer, threading.Event())
+    frames = _warped_frames(renderer)
     try:
         for index, buffer in enumerate(frames):
             if should_cancel():
