@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 
 from kinema.domain.errors import EngineUnavailable
+from kinema.domain.video import Capability
 from kinema.engines import registry
-from kinema.engines.base import Capability
 from kinema.engines.registry import EngineEntry, engine_names, load_engine
 
 

@@ -21,6 +21,13 @@ class Resolution(StrEnum):
 DEFAULT_FPS = 25
 
 
+class Capability(StrEnum):
+    """A kind of generation an engine can perform."""
+
+    IMAGE_TO_VIDEO = "image-to-video"  #: Animates a still image, guided by a prompt.
+    TEXT_TO_VIDEO = "text-to-video"  #: Makes a video from the prompt alone.
+
+
 @dataclass(frozen=True, slots=True)
 class FrameSize:
     """Width and height of video frames, both even as 4:2:0 chroma needs."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
@@ -19,14 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from kinema.domain.errors import InvalidInput
-from kinema.domain.video import DEFAULT_FPS, FrameSize, Resolution, output_size
-
-
-class Capability(StrEnum):
-    """A kind of generation an engine can perform."""
-
-    IMAGE_TO_VIDEO = "image-to-video"  #: Animates a still image, guided by a prompt.
-    TEXT_TO_VIDEO = "text-to-video"  #: Makes a video from the prompt alone.
+from kinema.domain.video import DEFAULT_FPS, Capability, FrameSize, Resolution, output_size
 
 
 @dataclass(frozen=True, slots=True)

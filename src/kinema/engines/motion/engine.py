@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from kinema.domain.errors import InvalidInput
-from kinema.domain.video import Resolution
+from kinema.domain.video import Capability, Resolution
 from kinema.engines.base import (
     CancelCheck,
-    Capability,
     EngineInfo,
     GenerationJob,
     GenerationResult,
