@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 import pytest
 from numpy.typing import NDArray
+from tests.support.databases import DIALECTS, PostgresTemplates, fresh_database_url, postgres_url
+from tests.support.http import ImageHost, image_host
 
 from kinema.domain.video import FrameSize
 from kinema.engines.motion.camera import plan_path
 from kinema.engines.motion.plan import plan_camera
 from kinema.engines.motion.render import FrameRenderer, render_clip
 from kinema.media.encode import H264Writer
+from kinema.settings import Settings
+from kinema.store.database import Database
 
 
 def textured_image(width: int, height: int, seed: int = 0) -> NDArray[np.uint8]:
@@ -51,3 +56,70 @@ def render_small(tmp_path: Path) -> RenderSmall:
         return target
 
     return render
+
+
+# The service: real databases, settings and apps.
+
+
+@pytest.fixture(scope="session")
+def postgres_templates() -> Iterator[PostgresTemplates | None]:
+    url = postgres_url()
+    if url is None:
+        yield None
+        return
+    templates = PostgresTemplates(url)
+    yield templates
+    templates.close()
+
+
+@pytest.fixture(params=DIALECTS)
+def database_url(
+    request: pytest.FixtureRequest, tmp_path: Path, postgres_templates: PostgresTemplates | None
+) -> Iterator[str]:
+    """A fresh, migrated database for one test, on SQLite and again on PostgreSQL."""
+    with fresh_database_url(request.param, tmp_path, postgres_templates) as url:
+        yield url
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[Database]:
+    database = Database(database_url)
+    yield database
+    database.dispose()
+
+
+MakeSettings = Callable[..., Settings]
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path, database_url: str) -> MakeSettings:
+    """Settings for a test's own data folder and database; keyword arguments override."""
+
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "data_dir": tmp_path / "data",
+            "database_url": database_url,
+            "workers": 0,
+            "allow_private_urls": True,
+            "create_task_rate_limit": "1000/second",
+            "record_info_rate_limit": "1000/second",
+            "lease_seconds": 5,
+            "poll_seconds": 0.2,
+        }
+        return Settings(**(values | overrides))
+
+    return make
+
+
+@pytest.fixture
+def image_server() -> Iterator[ImageHost]:
+    with image_host() as host:
+        yield host
+
+
+@pytest.fixture(scope="session")
+def sample_jpeg() -> bytes:
+    """A 16:9 JPEG that passes every acceptance rule."""
+    ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(textured_image(640, 360, seed=3), cv2.COLOR_RGB2BGR))
+    assert ok
+    return encoded.tobytes()

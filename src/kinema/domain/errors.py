@@ -38,3 +38,55 @@ class EngineUnavailable(KinemaError):
     """The engine asked for is unknown or its optional dependencies are not installed."""
 
     code = 505
+
+
+class Unauthorized(KinemaError):
+    """The API key is missing, malformed, unknown or revoked."""
+
+    code = 401
+
+    def __init__(self, message: str = "You do not have access permissions") -> None:
+        super().__init__(message)
+
+
+class InsufficientCredits(KinemaError):
+    """The account's balance does not cover the price."""
+
+    code = 402
+
+    def __init__(self, message: str = "Credits insufficient") -> None:
+        super().__init__(message)
+
+
+class NotFound(KinemaError):
+    """The resource does not exist, or belongs to another account (the two look the same)."""
+
+    code = 404
+
+
+class RateLimited(KinemaError):
+    """Too many requests; ``retry_after_s`` says when the next one can succeed."""
+
+    code = 429
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class Maintenance(KinemaError):
+    """The service is in maintenance and takes no new work."""
+
+    code = 455
+
+    def __init__(self, message: str = "The service is under maintenance; please try again later") -> None:
+        super().__init__(message)
+
+
+class FeatureDisabled(KinemaError):
+    """The model needs a capability that the configured engine does not have."""
+
+    code = 505
+
+    def __init__(self, message: str = "This feature is currently disabled") -> None:
+        super().__init__(message)

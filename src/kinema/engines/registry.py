@@ -29,17 +29,25 @@ def engine_names() -> list[str]:
 def load_engine(name: str) -> Engine:
     """Import and construct the engine called `name`; `setup` is left to the caller."""
     entry = ENGINES.get(name)
+    if entry is None and ":" in name:
+        # A plugin outside this package, named by where it lives.
+        entry = EngineEntry(name)
     if entry is None:
-        raise EngineUnavailable(f"unknown engine {name!r}; known engines: {', '.join(engine_names())}")
+        raise EngineUnavailable(
+            f"unknown engine {name!r}; known engines: {', '.join(engine_names())} (or module:Class)"
+        )
     module_name, _, class_name = entry.target.partition(":")
     try:
         module = importlib.import_module(module_name)
     except ImportError as error:
         if entry.extra is None:
-            raise
+            raise EngineUnavailable(f"cannot import the {name} engine: {error}") from error
         raise EngineUnavailable(
             f"the {name} engine needs the {entry.extra!r} extra: pip install 'kinema[{entry.extra}]' "
             f"({error.name or error} is missing)"
         ) from error
-    engine: Engine = getattr(module, class_name)()
+    factory = getattr(module, class_name, None)
+    if factory is None:
+        raise EngineUnavailable(f"{module_name} has no engine called {class_name!r}")
+    engine: Engine = factory()
     return engine

@@ -1,35 +1,21 @@
-"""The `kinema` command line."""
+"""`kinema render`: a video from an image on this machine, without a server."""
 
 from __future__ import annotations
 
 import time
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
+from kinema.cli.app import app, console, fail
 from kinema.domain.errors import KinemaError
 from kinema.domain.video import Resolution
 from kinema.engines.base import GenerationJob
 from kinema.engines.registry import engine_names, load_engine
 from kinema.media.intake import decode_image
-
-app = typer.Typer(
-    name="kinema",
-    help="Kinema: self-hosted image-to-video generation.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-console = Console(stderr=True)
-
-
-@app.callback()
-def kinema() -> None:
-    """Kinema: self-hosted image-to-video generation."""
 
 
 class Duration(StrEnum):
@@ -58,7 +44,7 @@ def render(
     try:
         data = image.read_bytes()
     except OSError as error:
-        _fail(f"cannot read {image}: {error.strerror or error}")
+        fail(f"cannot read {image}: {error.strerror or error}")
     try:
         decoded = decode_image(data)
         video_engine = load_engine(engine)
@@ -84,22 +70,9 @@ def render(
                 job, lambda done: progress.update(bar, completed=done), lambda: False
             )
     except KinemaError as error:
-        _fail(error.message)
+        fail(error.message)
     elapsed = time.perf_counter() - started
     console.print(
         f"[green]wrote[/] {result.video_path}: {result.size}, {result.frames} frames, "
         f"{result.duration_s:g} s of video in {elapsed:.1f} s"
     )
-
-
-def _fail(message: str) -> NoReturn:
-    console.print(f"[red]error:[/] {message}")
-    raise typer.Exit(code=1)
-
-
-def main() -> None:
-    app()
-
-
-if __name__ == "__main__":
-    main()

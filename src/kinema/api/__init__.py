@@ -1,0 +1,1 @@
+"""The HTTP API: routers that the app factory mounts."""

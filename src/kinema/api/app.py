@@ -1,0 +1,96 @@
+"""The app factory: ``create_app(settings)`` wires the service; no state lives in modules.
+
+The database must be migrated first (``kinema migrate``, which ``kinema serve`` runs itself).
+With ``settings.workers > 0`` the app also runs that many generation workers in-process,
+started and stopped with it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+
+import kinema
+from kinema import runtime
+from kinema.api.envelope import install_error_handlers
+from kinema.api.files import files_router
+from kinema.api.ratelimit import RateLimits
+from kinema.api.routes import account, admin, health, jobs, models, samples
+from kinema.api.routes.health import TaskCollector
+from kinema.api.services import Services
+from kinema.catalog import PriceTable, default_catalog
+from kinema.domain.clock import Clock, system_clock
+from kinema.engines.base import Engine
+from kinema.engines.registry import load_engine
+from kinema.settings import Settings
+from kinema.worker.runner import Worker
+from kinema.worker.signals import CancelSignals, Wakeup
+
+log = logging.getLogger("kinema.api")
+
+
+def create_app(settings: Settings, *, clock: Clock = system_clock, engine: Engine | None = None) -> FastAPI:
+    """The whole service as an ASGI app. `engine` overrides the one the settings name."""
+    db = runtime.open_database(settings)
+    store = runtime.open_store(settings)
+    catalog = default_catalog()
+    registry = CollectorRegistry()
+    chosen = engine or load_engine(settings.engine)
+    found = Services(
+        settings=settings,
+        db=db,
+        store=store,
+        signer=runtime.link_signer(settings, db, clock()),
+        catalog=catalog,
+        prices=PriceTable.from_config(catalog, settings.prices),
+        engine=chosen.info,
+        limits=RateLimits(
+            settings.rate_limit_storage_url, settings.create_task_rate_limit, settings.record_info_rate_limit
+        ),
+        wakeup=Wakeup(),
+        cancels=CancelSignals(),
+        clock=clock,
+        registry=registry,
+    )
+    registry.register(TaskCollector(found))
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        worker: Worker | None = None
+        if settings.workers > 0:
+            chosen.setup()
+            worker = runtime.build_worker(
+                settings,
+                db,
+                clock=clock,
+                engine=chosen,
+                wakeup=found.wakeup,
+                cancels=found.cancels,
+                registry=registry,
+            )
+            worker.start()
+        try:
+            yield
+        finally:
+            if worker is not None:
+                worker.stop()
+            db.dispose()
+
+    app = FastAPI(
+        title="Kinema",
+        version=kinema.__version__,
+        description="Self-hosted image-to-video generation, wire-compatible with the market-jobs API.",
+        lifespan=lifespan,
+    )
+    app.state.services = found
+    install_error_handlers(app, strict=settings.strict_http_status)
+    for router in (jobs.router, account.router, models.router, health.router, samples.router):
+        app.include_router(router)
+    if settings.admin_token is not None:
+        app.include_router(admin.router)
+    app.include_router(files_router(store, found.signer, lambda: clock() / 1000))
+    return app

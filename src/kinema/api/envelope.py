@@ -1,0 +1,83 @@
+"""The wire envelope ``{"code", "msg", "data"}``, and the one place errors become answers.
+
+Logical outcomes travel as HTTP 200 with the outcome in ``code``, as the published service
+does; rate limiting (a real 429 with ``Retry-After``) and unknown routes (a real 404) are the
+exceptions. In strict mode the HTTP status equals ``code`` wherever ``code`` is a real status.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any, Final
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from kinema.domain.errors import KinemaError, RateLimited
+
+log = logging.getLogger("kinema.api")
+
+SUCCESS: Final = "success"
+_REAL_STATUSES: Final = frozenset(status.value for status in HTTPStatus)
+
+
+def ok(data: Any = None, msg: str = SUCCESS) -> dict[str, Any]:
+    return {"code": 200, "msg": msg, "data": data}
+
+
+class Envelope(JSONResponse):
+    """An answer in the envelope, with the HTTP status the mode calls for."""
+
+    def __init__(
+        self,
+        code: int,
+        msg: str,
+        data: Any = None,
+        *,
+        strict: bool = False,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        status = code if strict and code in _REAL_STATUSES else 200
+        super().__init__({"code": code, "msg": msg, "data": data}, status_code=status, headers=headers)
+
+
+def install_error_handlers(app: FastAPI, *, strict: bool) -> None:
+    """Turn every error into the envelope; nothing reaches a client as a stack trace."""
+
+    @app.exception_handler(KinemaError)
+    async def _kinema_error(_request: Request, error: KinemaError) -> JSONResponse:
+        if isinstance(error, RateLimited):
+            response = Envelope(error.code, error.message, headers={"Retry-After": str(error.retry_after_s)})
+            response.status_code = 429
+            return response
+        return Envelope(error.code, error.message, strict=strict)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(_request: Request, error: RequestValidationError) -> JSONResponse:
+        return Envelope(422, describe_validation_error(error), strict=strict)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, error: StarletteHTTPException) -> JSONResponse:
+        # Unknown routes and methods keep their real status: there is no logical outcome.
+        message = error.detail if isinstance(error.detail, str) else HTTPStatus(error.status_code).phrase
+        response = Envelope(error.status_code, message, headers=getattr(error, "headers", None))
+        response.status_code = error.status_code
+        return response
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, _error: Exception) -> JSONResponse:
+        log.exception("unexpected error answering %s %s", request.method, request.url.path)
+        response = Envelope(500, "internal server error")
+        response.status_code = 500
+        return response
+
+
+def describe_validation_error(error: RequestValidationError) -> str:
+    """FastAPI's first parameter error, as one sentence that names the field and the rule."""
+    first = error.errors()[0] if error.errors() else {}
+    location = [str(part) for part in first.get("loc", ()) if part not in ("query", "body", "header", "path")]
+    field = ".".join(location) or "request"
+    return f"{field} {first.get('msg', 'is invalid').lower()}"

@@ -1,0 +1,29 @@
+"""Rate limits with the `limits` library: in memory by default, in Redis for many replicas."""
+
+from __future__ import annotations
+
+import math
+import time
+
+from limits import RateLimitItem, parse
+from limits.storage import storage_from_string
+from limits.strategies import MovingWindowRateLimiter
+
+from kinema.domain.errors import RateLimited
+
+
+class RateLimits:
+    """The service's two limits: new tasks per account, and polling per key."""
+
+    def __init__(self, storage_url: str, create_task: str, record_info: str) -> None:
+        self._limiter = MovingWindowRateLimiter(storage_from_string(storage_url))
+        self.create_task = parse(create_task)
+        self.record_info = parse(record_info)
+
+    def hit(self, limit: RateLimitItem, *identity: str) -> None:
+        """Count one request, or raise `RateLimited` (nothing is counted or queued then)."""
+        if self._limiter.hit(limit, *identity):
+            return
+        reset_at, _remaining = self._limiter.get_window_stats(limit, *identity)
+        retry_after = max(1, math.ceil(reset_at - time.time()))
+        raise RateLimited(f"Too many requests: the limit is {limit}; retry in {retry_after} s", retry_after)

@@ -1,0 +1,42 @@
+"""A task as the wire shows it: the ``data`` of recordInfo, which callbacks also carry."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from kinema.domain.task import Task, TaskState
+from kinema.storage.signing import LinkSigner
+
+
+def task_record(task: Task, signer: LinkSigner, public_url: str, links_expire_at: int) -> dict[str, Any]:
+    """recordInfo's ``data`` for `task`, with result links signed until `links_expire_at`."""
+    return {
+        "taskId": task.id,
+        "model": task.model,
+        "state": task.state.value,
+        "param": task.param,
+        "resultJson": _result_json(task, signer, public_url, links_expire_at),
+        "failCode": task.fail_code,
+        "failMsg": task.fail_msg,
+        "costTime": task.cost_time_ms,
+        "creditsConsumed": task.credits_consumed,
+        "progress": task.progress,
+        "createTime": task.created_at,
+        "updateTime": task.updated_at,
+        "completeTime": task.completed_at,
+    }
+
+
+def _result_json(task: Task, signer: LinkSigner, public_url: str, expires_at: int) -> str:
+    files = task.result
+    if task.state is not TaskState.SUCCESS or not files:
+        return ""
+
+    def link(role: str) -> str:
+        return signer.signed_url(public_url, files[role], expires_at)
+
+    result: dict[str, Any] = {"resultUrls": [link("video")]}
+    extras = {"firstFrameUrl": "first_frame", "lastFrameUrl": "last_frame"}
+    result |= {name: link(role) for name, role in extras.items() if role in files}
+    return json.dumps(result, separators=(",", ":"))

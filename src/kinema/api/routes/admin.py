@@ -1,0 +1,71 @@
+"""Operator routes, present only when ``KINEMA_ADMIN_TOKEN`` is set."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, Field
+
+from kinema.accounts import credits, keys
+from kinema.api.auth import ServicesDep, admin
+from kinema.api.envelope import ok
+
+router = APIRouter(prefix="/api/v1/admin", tags=["admin"], dependencies=[Depends(admin)])
+
+
+class NewKeyBody(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    credits: int = Field(default=0, ge=0)
+
+
+class KeyReference(BaseModel):
+    key: str = Field(min_length=1, description="The key's id, its shown prefix, or the key itself.")
+
+
+class GrantBody(BaseModel):
+    account: str = Field(min_length=1, description="An account id, or a key reference.")
+    amount: int
+
+
+@router.post("/keys", summary="Open an account with a key")
+def create_key(found: ServicesDep, body: NewKeyBody) -> dict[str, Any]:
+    with found.db.write() as connection:
+        new = keys.open_account(connection, body.name, body.credits, found.clock())
+    return ok({"key": new.secret, "keyId": new.record.id, "accountId": new.record.account_id})
+
+
+@router.get("/keys", summary="Every key, without the secrets")
+def list_keys(found: ServicesDep) -> dict[str, Any]:
+    with found.db.read() as connection:
+        records = keys.list_keys(connection)
+    return ok(
+        [
+            {
+                "keyId": record.id,
+                "accountId": record.account_id,
+                "account": record.account_name,
+                "name": record.name,
+                "prefix": record.prefix,
+                "createTime": record.created_at,
+                "revokeTime": record.revoked_at,
+            }
+            for record in records
+        ]
+    )
+
+
+@router.post("/keys/revoke", summary="Revoke a key")
+def revoke_key(found: ServicesDep, body: KeyReference) -> dict[str, Any]:
+    with found.db.write() as connection:
+        record = keys.find_key(connection, body.key)
+        keys.revoke_key(connection, record.id, found.clock())
+    return ok({"keyId": record.id})
+
+
+@router.post("/credits", summary="Add (or remove) credits")
+def grant(found: ServicesDep, body: GrantBody) -> dict[str, Any]:
+    with found.db.write() as connection:
+        account_id = keys.resolve_account(connection, body.account)
+        balance = credits.grant(connection, account_id, body.amount, found.clock(), note="admin")
+    return ok({"accountId": account_id, "balance": balance})

@@ -1,0 +1,78 @@
+"""Operability: liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import func, select
+
+from kinema.api.auth import ServicesDep
+from kinema.api.services import Services
+from kinema.store.schema import workers
+from kinema.tasks import lifecycle
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz", summary="The process answers")
+def healthz() -> dict[str, Any]:
+    return {"code": 200, "msg": "ok", "data": None}
+
+
+@router.get("/readyz", summary="The service can take work")
+def readyz(found: ServicesDep) -> JSONResponse:
+    checks: dict[str, str] = {}
+    try:
+        found.db.ping()
+        checks["database"] = "ok"
+        checks["migrations"] = "ok" if found.db.is_at_head() else "not at head: run `kinema migrate`"
+        checks["workers"] = "ok" if live_workers(found) > 0 else "no worker has been seen recently"
+    except Exception as error:  # readiness reports any failure; it must never raise
+        checks.setdefault("database", f"unreachable: {type(error).__name__}")
+    ready = all(value == "ok" for value in checks.values())
+    body = {"code": 200 if ready else 503, "msg": "ready" if ready else "not ready", "data": checks}
+    return JSONResponse(body, status_code=200 if ready else 503)
+
+
+@router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
+def metrics(found: ServicesDep) -> Response:
+    return Response(generate_latest(found.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def live_workers(found: Services) -> int:
+    since = found.clock() - round(found.settings.lease_seconds * 1000)
+    with found.db.read() as connection:
+        return int(
+            connection.execute(
+                select(func.count()).select_from(workers).where(workers.c.seen_at >= since)
+            ).scalar_one()
+        )
+
+
+class TaskCollector(Collector):
+    """Task counts and queue age, read from the database at each scrape (so every replica agrees)."""
+
+    def __init__(self, found: Services) -> None:
+        self._found = found
+
+    def collect(self) -> Any:
+        found = self._found
+        with found.db.read() as connection:
+            counts = lifecycle.count_by_state(connection)
+            oldest = lifecycle.oldest_queued_at(connection)
+        by_state = GaugeMetricFamily("kinema_tasks", "Tasks in the database, by state.", labels=["state"])
+        for state, count in counts.items():
+            by_state.add_metric([state.value], count)
+        yield by_state
+        age = 0.0 if oldest is None else max(0.0, (found.clock() - oldest) / 1000)
+        yield GaugeMetricFamily(
+            "kinema_queue_age_seconds", "Age of the oldest task not yet generating.", value=age
+        )
+        yield GaugeMetricFamily(
+            "kinema_workers_alive", "Workers seen within a lease.", value=live_workers(found)
+        )

@@ -1,0 +1,156 @@
+"""The market-jobs routes: createTask, recordInfo, and the list and cancel extensions."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from kinema.accounts.keys import Caller
+from kinema.api.auth import CallerDep, ServicesDep
+from kinema.api.envelope import ok
+from kinema.api.records import task_record
+from kinema.api.services import Services
+from kinema.catalog import TaskRequest, validate_create_task
+from kinema.domain.errors import FeatureDisabled, InvalidInput, KinemaError, Maintenance
+from kinema.domain.task import Task, TaskState
+from kinema.tasks import lifecycle
+from kinema.tasks.lifecycle import NewTask
+
+log = logging.getLogger("kinema.tasks")
+router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
+
+MAX_BODY_BYTES = 64 * 1024
+RECORD_NOT_FOUND = "recordInfo is null"
+
+
+class BadRequest(KinemaError):
+    """A request that cannot be read at all (the published service answers 400 here)."""
+
+    code = 400
+
+
+@router.post("/createTask", summary="Create a generation task")
+async def create_task(request: Request, found: ServicesDep, who: CallerDep) -> dict[str, Any]:
+    """Validate, price and queue a task; its price is reserved from the balance at once."""
+    raw = await request.body()
+    return await run_in_threadpool(_create_task, found, who, raw)
+
+
+def _create_task(found: Services, who: Caller, raw: bytes) -> dict[str, Any]:
+    if found.settings.maintenance:
+        raise Maintenance()
+    found.limits.hit(found.limits.create_task, "create", who.account_id)
+    body = _parse_body(raw)
+    request = validate_create_task(body, found.catalog)
+    if request.model.capability not in found.engine.capabilities:
+        raise FeatureDisabled()
+    price = found.prices.price(request)
+    now = found.clock()
+    new = NewTask(
+        model=request.model.name,
+        param=json.dumps(body, separators=(",", ":"), ensure_ascii=False),
+        input=request.input,
+        callback_url=request.callback_url,
+        price=price,
+        ready=_needs_no_fetch(request),
+    )
+    timeout_ms = round(found.settings.task_timeout_seconds * 1000)
+    with found.db.write() as connection:
+        task = lifecycle.create_task(connection, who.account_id, new, now, timeout_ms)
+    log.info(
+        "task %s %s model=%s price=%d account=%s",
+        task.id,
+        task.state.value,
+        task.model,
+        price,
+        who.account_id,
+    )
+    found.wakeup.notify()
+    return ok({"taskId": task.id})
+
+
+def _parse_body(raw: bytes) -> object:
+    if len(raw) > MAX_BODY_BYTES:
+        raise InvalidInput(f"the request body is larger than {MAX_BODY_BYTES // 1024} KB")
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise InvalidInput("the request body must be a JSON object") from error
+
+
+def _needs_no_fetch(request: TaskRequest) -> bool:
+    return request.image_url is None
+
+
+@router.get("/recordInfo", summary="Get a task's state and result")
+def record_info(
+    found: ServicesDep, who: CallerDep, task_id: Annotated[str | None, Query(alias="taskId")] = None
+) -> dict[str, Any]:
+    found.limits.hit(found.limits.record_info, "poll", who.key_id)
+    if not task_id:
+        raise BadRequest("taskId parameter is required")
+    with found.db.read() as connection:
+        task = lifecycle.get_task(connection, task_id, who.account_id)
+    if task is None:
+        raise InvalidInput(RECORD_NOT_FOUND)
+    return ok(_record(found, task))
+
+
+@router.get("/list", summary="List your tasks, newest first")
+def list_tasks(
+    found: ServicesDep,
+    who: CallerDep,
+    page_size: Annotated[int, Query(alias="pageSize", ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query()] = None,
+    state: Annotated[TaskState | None, Query()] = None,
+) -> dict[str, Any]:
+    before = _read_cursor(cursor) if cursor else None
+    with found.db.read() as connection:
+        page = lifecycle.list_tasks(
+            connection, who.account_id, limit=page_size + 1, before=before, state=state
+        )
+    more = len(page) > page_size
+    page = page[:page_size]
+    next_cursor = _write_cursor(page[-1]) if more else None
+    return ok({"tasks": [_record(found, task) for task in page], "nextCursor": next_cursor})
+
+
+class CancelBody(BaseModel):
+    taskId: str  # noqa: N815 - the wire's name
+
+
+@router.post("/cancel", summary="Cancel a task")
+def cancel(found: ServicesDep, who: CallerDep, body: CancelBody) -> dict[str, Any]:
+    """A task not yet running fails at once with code 499 and is refunded; a running one stops
+    at the engine's next frame."""
+    task = lifecycle.cancel_task(found.db, who.account_id, body.taskId, found.clock())
+    if task.state is TaskState.FAIL:
+        log.info("task %s fail 499: canceled by the owner", task.id)
+    else:
+        found.cancels.cancel(task.id)
+    return ok(_record(found, task))
+
+
+def _record(found: Services, task: Task) -> dict[str, Any]:
+    expires_at = found.now_s() + round(found.settings.result_link_seconds)
+    return task_record(task, found.signer, found.settings.public_url, expires_at)
+
+
+def _write_cursor(task: Task) -> str:
+    return base64.urlsafe_b64encode(f"{task.created_at}:{task.id}".encode()).decode().rstrip("=")
+
+
+def _read_cursor(cursor: str) -> tuple[int, str]:
+    try:
+        decoded = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created_at, task_id = decoded.split(":", 1)
+        return int(created_at), task_id
+    except (ValueError, binascii.Error, UnicodeDecodeError) as error:
+        raise InvalidInput("cursor is not one this server gave out") from error

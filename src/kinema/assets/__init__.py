@@ -1,0 +1,1 @@
+"""Files shipped with Kinema: the sample image."""

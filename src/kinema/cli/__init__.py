@@ -1,0 +1,12 @@
+"""The `kinema` command line: one Typer app, its commands in a module per feature."""
+
+from __future__ import annotations
+
+from kinema.cli import accounts, render, service
+from kinema.cli.app import app
+
+__all__ = ["accounts", "app", "main", "render", "service"]
+
+
+def main() -> None:
+    app()

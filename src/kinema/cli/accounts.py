@@ -1,0 +1,104 @@
+"""`kinema keys` and `kinema credits`: accounts, keys and credits, straight on the database.
+
+They act on whatever database the settings name (``KINEMA_DATA_DIR`` or
+``KINEMA_DATABASE_URL``), so they manage a running service from the same machine.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from kinema import runtime
+from kinema.accounts import credits as ledger
+from kinema.accounts import keys as key_store
+from kinema.cli.app import app, console, fail
+from kinema.cli.service import load_settings
+from kinema.domain.clock import system_clock
+from kinema.domain.errors import KinemaError
+from kinema.store.database import Database
+
+keys_app = typer.Typer(help="API keys: create, list, revoke.", no_args_is_help=True)
+credits_app = typer.Typer(help="Credits of an account.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+app.add_typer(credits_app, name="credits")
+
+
+def _database() -> Database:
+    db = runtime.open_database(load_settings())
+    if not db.is_at_head():
+        fail("the database is not at the newest schema: run `kinema migrate` first")
+    return db
+
+
+@keys_app.command("create")
+def create(
+    name: Annotated[str, typer.Option(help="Who the key is for.")],
+    credits: Annotated[int, typer.Option(min=0, help="Starting credits of the new account.")] = 0,
+) -> None:
+    """Open an account with a new key; the key is printed alone on the last line."""
+    db = _database()
+    with db.write() as connection:
+        new = key_store.open_account(connection, name, credits, system_clock())
+    console.print(
+        f"account {new.record.account_id} ({name}) with {credits} credits; key id {new.record.id}. "
+        "The key is shown this once:",
+        highlight=False,
+    )
+    print(new.secret, flush=True)
+
+
+@keys_app.command("list")
+def list_keys() -> None:
+    """Every key, without the secrets."""
+    db = _database()
+    with db.read() as connection:
+        records = key_store.list_keys(connection)
+    table = Table("key id", "prefix", "name", "account", "created", "revoked")
+    for record in records:
+        table.add_row(
+            record.id,
+            record.prefix + "…",
+            record.name,
+            f"{record.account_name} ({record.account_id})",
+            _when(record.created_at),
+            _when(record.revoked_at) if record.revoked_at else "",
+        )
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def revoke(key: Annotated[str, typer.Argument(help="The key's id, its prefix, or the key itself.")]) -> None:
+    """Revoke a key: it stops working at once."""
+    db = _database()
+    try:
+        with db.write() as connection:
+            record = key_store.find_key(connection, key)
+            changed = key_store.revoke_key(connection, record.id, system_clock())
+    except KinemaError as error:
+        fail(error.message)
+    console.print(f"key {record.id} {'revoked' if changed else 'was already revoked'}", highlight=False)
+
+
+@credits_app.command("add")
+def add(
+    account: Annotated[str, typer.Argument(help="An account id, or a key (id, prefix or the key itself).")],
+    amount: Annotated[int, typer.Argument(help="Credits to add; negative to remove.")],
+) -> None:
+    """Add credits to an account."""
+    db = _database()
+    try:
+        with db.write() as connection:
+            account_id = key_store.resolve_account(connection, account)
+            balance = ledger.grant(connection, account_id, amount, system_clock(), note="cli")
+    except KinemaError as error:
+        fail(error.message)
+    console.print(f"account {account_id} now has {balance} credits", highlight=False)
+    print(balance, flush=True)
+
+
+def _when(milliseconds: int) -> str:
+    return datetime.fromtimestamp(milliseconds / 1000, UTC).strftime("%Y-%m-%d %H:%M")

@@ -1,0 +1,92 @@
+"""`kinema serve`, `kinema worker` and `kinema migrate`: running the service."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from kinema import runtime
+from kinema.cli.app import app, console, fail
+from kinema.cli.welcome import print_welcome
+from kinema.domain.clock import system_clock
+from kinema.domain.errors import KinemaError
+from kinema.settings import Settings
+
+
+def load_settings(**overrides: object) -> Settings:
+    """The settings from the environment, with the command's options on top."""
+    try:
+        return Settings(**{name: value for name, value in overrides.items() if value is not None})  # type: ignore[arg-type]
+    except ValueError as error:
+        fail(f"invalid settings: {error}")
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@app.command()
+def migrate() -> None:
+    """Create or upgrade the database schema (safe to run again)."""
+    settings = load_settings()
+    db = runtime.open_database(settings)
+    db.migrate()
+    console.print(f"database at revision {db.current_revision()}", highlight=False)
+
+
+@app.command()
+def serve(
+    host: Annotated[
+        str | None, typer.Option(help="Address to listen on [default: KINEMA_HOST or 127.0.0.1].")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Port to listen on [default: KINEMA_PORT or 8000].")
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="In-process generation workers; 0 serves the API only.")
+    ] = None,
+    welcome: Annotated[
+        bool, typer.Option("--welcome", help="Make a local key on first run and print a ready example.")
+    ] = False,
+) -> None:
+    """Run the API (and its workers) on HOST:PORT."""
+    settings = load_settings(host=host, port=port, workers=workers)
+    configure_logging(settings.log_level)
+    from kinema.api.app import create_app
+
+    db = runtime.open_database(settings)
+    db.migrate()
+    try:
+        service = create_app(settings)
+    except KinemaError as error:
+        fail(error.message)
+    if welcome:
+        print_welcome(settings, db)
+    uvicorn.run(service, host=settings.host, port=settings.port, log_level=settings.log_level.lower())
+
+
+@app.command()
+def worker(
+    threads: Annotated[int | None, typer.Option(help="Generation threads [default: KINEMA_WORKERS].")] = None,
+) -> None:
+    """Run workers alone, against the same database as the API."""
+    settings = load_settings(workers=threads)
+    configure_logging(settings.log_level)
+    db = runtime.open_database(settings)
+    if not db.is_at_head():
+        fail("the database is not at the newest schema: run `kinema migrate` first")
+    try:
+        running = runtime.build_worker(settings, db, clock=system_clock)
+    except KinemaError as error:
+        fail(error.message)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    running.start()
+    stop.wait()
+    running.stop()

@@ -1,0 +1,13 @@
+"""Time as a parameter: everything that needs "now" takes a clock, so tests never sleep."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+Clock = Callable[[], int]
+"""Answers the current time in Unix milliseconds."""
+
+
+def system_clock() -> int:
+    return time.time_ns() // 1_000_000

@@ -1,0 +1,110 @@
+"""Composition: builds the service's parts from settings. Used by the app, the CLI and tests."""
+
+from __future__ import annotations
+
+import secrets
+
+from prometheus_client import CollectorRegistry
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
+
+from kinema.domain.clock import Clock
+from kinema.engines.base import Engine
+from kinema.engines.registry import load_engine
+from kinema.media.fetch import FetchPolicy, SafeFetcher
+from kinema.settings import Settings
+from kinema.storage.local import LocalBlobStore
+from kinema.storage.own import OwnFiles
+from kinema.storage.signing import LinkSigner
+from kinema.store.database import Database
+from kinema.store.schema import server_secrets
+from kinema.worker.runner import Worker, WorkerMetrics, WorkerOptions
+from kinema.worker.signals import CancelSignals, Wakeup
+
+_LINK_SECRET = "link-signing"
+
+
+def open_database(settings: Settings) -> Database:
+    return Database(settings.database_url)
+
+
+def open_store(settings: Settings) -> LocalBlobStore:
+    return LocalBlobStore(settings.files_dir)
+
+
+def link_signer(settings: Settings, db: Database, now: int) -> LinkSigner:
+    """The signer of file links: the configured secret, else one kept in the database.
+
+    Kept in the database, every replica and worker signs with the same secret and restarts
+    keep old links valid, with nothing to configure.
+    """
+    if settings.secret_key is not None:
+        return LinkSigner(settings.secret_key.get_secret_value().encode())
+    with db.write() as connection:
+        stored = connection.execute(
+            select(server_secrets.c.value).where(server_secrets.c.name == _LINK_SECRET)
+        ).scalar_one_or_none()
+        if stored is None:
+            stored = secrets.token_urlsafe(32)
+            try:
+                with connection.begin_nested():
+                    connection.execute(
+                        insert(server_secrets).values(name=_LINK_SECRET, value=stored, created_at=now)
+                    )
+            except IntegrityError:
+                # Another process made it first; theirs is the one.
+                stored = connection.execute(
+                    select(server_secrets.c.value).where(server_secrets.c.name == _LINK_SECRET)
+                ).scalar_one()
+    return LinkSigner(stored.encode())
+
+
+def fetch_policy(settings: Settings) -> FetchPolicy:
+    return FetchPolicy(
+        allow_private=settings.allow_private_urls,
+        total_timeout_s=settings.fetch_timeout_seconds,
+    )
+
+
+def worker_options(settings: Settings) -> WorkerOptions:
+    return WorkerOptions(
+        generation_threads=max(1, settings.workers),
+        lease_s=settings.lease_seconds,
+        poll_s=settings.poll_seconds,
+        max_running_per_account=settings.max_running_per_account,
+        max_attempts=settings.max_attempts,
+    )
+
+
+def ready_engine(settings: Settings) -> Engine:
+    engine = load_engine(settings.engine)
+    engine.setup()
+    return engine
+
+
+def build_worker(
+    settings: Settings,
+    db: Database,
+    *,
+    clock: Clock,
+    engine: Engine | None = None,
+    wakeup: Wakeup | None = None,
+    cancels: CancelSignals | None = None,
+    registry: CollectorRegistry | None = None,
+) -> Worker:
+    store = open_store(settings)
+    own_files = OwnFiles(
+        settings.public_url, store, link_signer(settings, db, clock()), lambda: clock() // 1000
+    )
+    return Worker(
+        db,
+        engine or ready_engine(settings),
+        store,
+        SafeFetcher(fetch_policy(settings)),
+        worker_options(settings),
+        clock=clock,
+        wakeup=wakeup,
+        cancels=cancels,
+        metrics=WorkerMetrics(registry),
+        own_files=own_files,
+    )

@@ -1,0 +1,93 @@
+"""Every setting of the service, in one typed tree read from ``KINEMA_*`` environment variables.
+
+Each field here is documented in ``docs/configuration.md``; a test keeps the two in step.
+Every command (``serve``, ``worker``, ``keys``, ``credits``, ``migrate``) reads the same
+settings, so they all act on the same database and files.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PositiveSeconds = Annotated[float, Field(gt=0)]
+
+
+class Settings(BaseSettings):
+    """The service's configuration; construct it with keyword arguments in tests."""
+
+    model_config = SettingsConfigDict(env_prefix="KINEMA_", extra="forbid", frozen=True)
+
+    # Where things live.
+    data_dir: Path = Path("data")
+    database_url: str = ""
+    public_url: str = "http://127.0.0.1:8000"
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8000
+
+    # Generation.
+    engine: str = "motion"
+    workers: Annotated[int, Field(ge=0)] = 1
+    max_running_per_account: Annotated[int, Field(ge=1)] = 2
+    task_timeout_seconds: PositiveSeconds = 3600
+    lease_seconds: PositiveSeconds = 30
+    max_attempts: Annotated[int, Field(ge=1)] = 3
+    poll_seconds: PositiveSeconds = 1.0
+
+    # Inputs.
+    allow_private_urls: bool = False
+    fetch_timeout_seconds: PositiveSeconds = 30
+
+    # Access and money.
+    admin_token: SecretStr | None = None
+    secret_key: SecretStr | None = None
+    prices: dict[str, int] = Field(default_factory=dict)
+    starter_credits: Annotated[int, Field(ge=0)] = 1000
+
+    # Rate limits, in the `limits` library's notation ("20/10 seconds").
+    create_task_rate_limit: str = "20/10 seconds"
+    record_info_rate_limit: str = "10/second"
+    rate_limit_storage_url: str = "memory://"
+
+    # Links and retention.
+    result_link_seconds: PositiveSeconds = 24 * 3600
+    upload_retention_days: PositiveSeconds = 3
+    result_retention_days: PositiveSeconds = 14
+    task_retention_days: PositiveSeconds = 60
+
+    # Behaviour of the API.
+    maintenance: bool = False
+    strict_http_status: bool = False
+    log_level: str = "INFO"
+
+    @field_validator("public_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an absolute http or https URL")
+        return value.rstrip("/")
+
+    @field_validator("create_task_rate_limit", "record_info_rate_limit")
+    @classmethod
+    def _rate_limit_parses(cls, value: str) -> str:
+        from limits import parse
+
+        try:
+            parse(value)
+        except ValueError as error:
+            raise ValueError(f"{value!r} is not a rate limit like '20/10 seconds'") from error
+        return value
+
+    @model_validator(mode="after")
+    def _database_in_data_dir(self) -> Settings:
+        if not self.database_url:
+            object.__setattr__(self, "database_url", f"sqlite:///{self.data_dir / 'kinema.db'}")
+        return self
+
+    @property
+    def files_dir(self) -> Path:
+        """Uploaded images and generated videos."""
+        return self.data_dir / "files"

@@ -1,0 +1,1 @@
+"""The durable store: SQL schema, migrations and the queries that read and change it."""

@@ -1,0 +1,123 @@
+"""The SQL schema. Migrations (``store/migrations``) create exactly this; a test compares them.
+
+Times are Unix milliseconds in BIGINT columns, the wire's unit, so no time zone is ever guessed.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    text,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(200), nullable=False),
+    #: The sum of the account's ledger rows, kept beside them in the same transactions.
+    Column("balance", BigInteger, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    CheckConstraint("balance >= 0", name="balance_not_negative"),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("account_id", String(32), ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("name", String(200), nullable=False),
+    #: The first characters of the key, to recognise it in listings; the rest is never stored.
+    Column("prefix", String(16), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger, nullable=True),
+)
+
+credit_ledger = Table(
+    "credit_ledger",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("account_id", String(32), ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("task_id", String(32), nullable=True, index=True),
+    Column("delta", BigInteger, nullable=False),
+    Column("reason", String(16), nullable=False),
+    Column("note", String(200), nullable=False, server_default=""),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+tasks = Table(
+    "tasks",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("account_id", String(32), ForeignKey("accounts.id"), nullable=False),
+    Column("model", String(100), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("param", Text, nullable=False),
+    Column("input_json", Text, nullable=False),
+    Column("callback_url", Text, nullable=True),
+    Column("price", BigInteger, nullable=False),
+    Column("progress", Integer, nullable=False, server_default=text("0")),
+    Column("result_json", Text, nullable=True),
+    Column("fail_code", String(8), nullable=False, server_default=""),
+    Column("fail_msg", Text, nullable=False, server_default=""),
+    #: Raised by every claim; finishing writes check it, so a stale worker cannot finish.
+    Column("attempt", Integer, nullable=False, server_default=text("0")),
+    #: How many times a worker holding the task vanished (its lease ran out).
+    Column("lapses", Integer, nullable=False, server_default=text("0")),
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_expires_at", BigInteger, nullable=True),
+    Column("cancel_requested", Boolean, nullable=False, server_default=text("false")),
+    Column("input_key", Text, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("started_at", BigInteger, nullable=True),
+    Column("completed_at", BigInteger, nullable=True),
+    Column("deadline_at", BigInteger, nullable=False),
+    CheckConstraint("state IN ('waiting', 'queuing', 'generating', 'success', 'fail')", name="state_known"),
+    # The claim query: the oldest unleased task in a state, per state.
+    Index("ix_tasks_state_created_at", "state", "created_at"),
+    # An account's own listing, newest first, and its running count.
+    Index("ix_tasks_account_id_created_at", "account_id", "created_at"),
+    Index("ix_tasks_account_id_state", "account_id", "state"),
+    Index("ix_tasks_lease_expires_at", "lease_expires_at"),
+)
+
+workers = Table(
+    "workers",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("hostname", String(200), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("engine", String(100), nullable=False),
+    Column("started_at", BigInteger, nullable=False),
+    Column("seen_at", BigInteger, nullable=False, index=True),
+)
+
+server_secrets = Table(
+    "server_secrets",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", String(200), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)

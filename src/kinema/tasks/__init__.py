@@ -1,0 +1,1 @@
+"""The task lifecycle: create, claim, heartbeat, finish, cancel and reap, on the task rows."""

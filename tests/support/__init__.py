@@ -1,0 +1,1 @@
+"""Helpers shared by the service tests: databases, engines, HTTP servers and API calls."""
