@@ -431,7 +431,8 @@ class SafeFetcher:
     ) -> httpx.Response:
         """Send to the checked addresses in turn until one accepts the connection; the response streams."""
         # The caller's headers cannot override Host: it must name the host that was checked.
-        request_headers = {**(headers or {}), "Host": target.host_header}
+        request_headers = {name: value for name, value in (headers or {}).items() if name.lower() != "host"}
+        request_headers["Host"] = target.host_header
         connect_error: httpx.TransportError | None = None
         for address in target.addresses:
             remaining = deadline.operation_timeout()

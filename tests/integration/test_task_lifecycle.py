@@ -1,0 +1,226 @@
+"""The task lifecycle on a real database (SQLite and PostgreSQL), with time passed in."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from kinema.accounts import credits, keys
+from kinema.domain.task import FailCode, TaskState
+from kinema.store.database import Database
+from kinema.tasks import lifecycle
+from kinema.tasks.lifecycle import Claim, NewTask, Stage
+
+T0 = 1_700_000_000_000
+LEASE = 30_000
+TIMEOUT = 3_600_000
+
+
+@pytest.fixture
+def account(db: Database) -> str:
+    with db.write() as connection:
+        return keys.open_account(connection, "a", 1000, T0).record.account_id
+
+
+def _new(db: Database, account_id: str, now: int = T0, ready: bool = True, price: int = 30) -> str:
+    new = NewTask("m", "{}", {"prompt": "p"}, None, price, ready)
+    with db.write() as connection:
+        return lifecycle.create_task(connection, account_id, new, now, TIMEOUT).id
+
+
+def _claim(
+    db: Database, now: int = T0, stage: Stage = Stage.GENERATE, cap: int = 10, worker: str = "w"
+) -> Claim:
+    claim = lifecycle.claim_next(db, stage, worker, now, LEASE, cap)
+    assert claim is not None
+    return claim
+
+
+def _task(db: Database, task_id: str) -> lifecycle.Task:
+    with db.read() as connection:
+        task = lifecycle.get_task(connection, task_id)
+    assert task is not None
+    return task
+
+
+def _balance(db: Database, account_id: str) -> int:
+    with db.read() as connection:
+        value = credits.balance(connection, account_id)
+        assert value == credits.ledger_sum(connection, account_id)
+        return value
+
+
+def test_creating_reserves_the_price(db: Database, account: str) -> None:
+    task_id = _new(db, account)
+    assert _task(db, task_id).state is TaskState.QUEUING
+    assert _balance(db, account) == 970
+    assert _task(db, _new(db, account, ready=False)).state is TaskState.WAITING
+
+
+def test_claims_take_the_oldest_and_never_twice(db: Database, account: str) -> None:
+    first = _new(db, account, now=T0)
+    second = _new(db, account, now=T0 + 1)
+    claim = _claim(db)
+    assert claim.task.id == first
+    assert claim.attempt == 1
+    assert claim.task.state is TaskState.GENERATING
+    assert claim.task.started_at == T0
+    assert _claim(db).task.id == second
+    assert lifecycle.claim_next(db, Stage.GENERATE, "w", T0, LEASE, 10) is None
+
+
+def test_intake_keeps_the_task_waiting_until_ready(db: Database, account: str) -> None:
+    task_id = _new(db, account, ready=False)
+    assert lifecycle.claim_next(db, Stage.GENERATE, "w", T0, LEASE, 10) is None
+    claim = _claim(db, stage=Stage.INTAKE)
+    assert claim.task.state is TaskState.WAITING
+    assert lifecycle.claim_next(db, Stage.INTAKE, "w", T0, LEASE, 10) is None
+    assert lifecycle.mark_ready(db, claim, "inputs/x.png", T0 + 5)
+    task = _task(db, task_id)
+    assert task.state is TaskState.QUEUING
+    assert task.input_key == "inputs/x.png"
+    assert _claim(db).attempt == 2
+
+
+def test_success_keeps_the_credits(db: Database, account: str) -> None:
+    task_id = _new(db, account)
+    claim = _claim(db)
+    assert lifecycle.finish_success(db, claim, {"video": "v.mp4"}, T0 + 2150)
+    task = _task(db, task_id)
+    assert task.state is TaskState.SUCCESS
+    assert task.credits_consumed == 30
+    assert task.cost_time_ms == 2150
+    assert _balance(db, account) == 970
+    assert not lifecycle.finish_failure(db, claim, FailCode.INTERNAL, "late", T0 + 3000)
+    assert _balance(db, account) == 970
+
+
+def test_failure_refunds_once(db: Database, account: str) -> None:
+    task_id = _new(db, account)
+    claim = _claim(db)
+    assert lifecycle.finish_failure(db, claim, FailCode.GENERATION_FAILED, "no", T0 + 10)
+    assert not lifecycle.finish_failure(db, claim, FailCode.GENERATION_FAILED, "no", T0 + 11)
+    task = _task(db, task_id)
+    assert (task.state, task.fail_code, task.fail_msg, task.credits_consumed) == (
+        TaskState.FAIL,
+        "501",
+        "no",
+        0,
+    )
+    assert _balance(db, account) == 1000
+
+
+def test_heartbeat_renews_the_lease(db: Database, account: str) -> None:
+    task_id = _new(db, account)
+    claim = _claim(db)
+    pulse = lifecycle.heartbeat(db, task_id, claim.attempt, T0 + 20_000, LEASE, progress=40)
+    assert pulse.owned
+    assert not pulse.cancel_requested
+    # The lease now runs to T0 + 50 s, so a reaper at T0 + 40 s leaves the task alone.
+    assert lifecycle.reap(db, T0 + 40_000, max_attempts=3).requeued == []
+    assert _task(db, task_id).progress == 40
+
+
+def test_a_vanished_worker_is_reaped_and_fenced_out(db: Database, account: str) -> None:
+    task_id = _new(db, account)
+    stale = _claim(db, worker="gone")
+    reaped = lifecycle.reap(db, T0 + LEASE, max_attempts=3)
+    assert reaped.requeued == [task_id]
+    task = _task(db, task_id)
+    assert (task.state, task.lapses, task.progress) == (TaskState.QUEUING, 1, 0)
+
+    fresh = _claim(db, now=T0 + LEASE + 1, worker="new")
+    assert fresh.attempt == stale.attempt + 1
+    # The old worker comes back to life: everything it tries is refused.
+    assert not lifecycle.heartbeat(db, task_id, stale.attempt, T0 + LEASE + 2, LEASE).owned
+    assert not lifecycle.finish_success(db, stale, {"video": "old.mp4"}, T0 + LEASE + 3)
+    assert not lifecycle.finish_failure(db, stale, FailCode.INTERNAL, "old", T0 + LEASE + 3)
+    assert lifecycle.finish_success(db, fresh, {"video": "new.mp4"}, T0 + LEASE + 4)
+    task = _task(db, task_id)
+    assert task.result == {"video": "new.mp4"}
+    assert _balance(db, account) == 970
+
+
+def test_out_of_attempts_fails_and_refunds(db: Database, account: str) -> None:
+    task_id = _new(db, account)
+    now = T0
+    for lapse in range(1, 3):
+        _claim(db, now=now)
+        now += LEASE
+        assert lifecycle.reap(db, now, max_attempts=3).requeued == [task_id]
+        assert _task(db, task_id).lapses == lapse
+    _claim(db, now=now)
+    now += LEASE
+    assert lifecycle.reap(db, now, max_attempts=3).failed == [task_id]
+    task = _task(db, task_id)
+    assert (task.state, task.fail_code) == (TaskState.FAIL, "500")
+    assert "stopped 3 times" in task.fail_msg
+    assert _balance(db, account) == 1000
+
+
+def test_the_deadline_fails_with_504(db: Database, account: str) -> None:
+    queued = _new(db, account)
+    running = _new(db, account, now=T0 + 1)
+    claim = _claim(db)
+    assert claim.task.id == queued
+    lifecycle.heartbeat(db, queued, claim.attempt, T0 + TIMEOUT - 1, LEASE)
+    reaped = lifecycle.reap(db, T0 + TIMEOUT + 1, max_attempts=3)
+    assert sorted(reaped.failed) == sorted([queued, running])
+    assert {_task(db, queued).fail_code, _task(db, running).fail_code} == {"504"}
+    assert _balance(db, account) == 1000
+
+
+def test_the_running_cap_holds_an_accounts_extra_tasks(db: Database, account: str) -> None:
+    with db.write() as connection:
+        other = keys.open_account(connection, "b", 1000, T0).record.account_id
+    a1 = _new(db, account, now=T0)
+    _new(db, account, now=T0 + 1)
+    b1 = _new(db, other, now=T0 + 2)
+    assert _claim(db, cap=1).task.id == a1
+    assert _claim(db, cap=1).task.id == b1
+    assert lifecycle.claim_next(db, Stage.GENERATE, "w", T0, LEASE, 1) is None
+
+
+def test_cancel_before_and_during_work(db: Database, account: str) -> None:
+    queued = _new(db, account)
+    running = _new(db, account, now=T0 + 1)
+    claim = _claim(db)
+    assert claim.task.id == queued
+    # The queued one was claimed: cancel asks its worker; the other is canceled at once.
+    held = lifecycle.cancel_task(db, account, queued, T0 + 5)
+    assert held.state is TaskState.GENERATING
+    assert held.cancel_requested
+    assert lifecycle.heartbeat(db, queued, claim.attempt, T0 + 6, LEASE).cancel_requested
+    now_failed = lifecycle.cancel_task(db, account, running, T0 + 7)
+    assert (now_failed.state, now_failed.fail_code) == (TaskState.FAIL, "499")
+    assert lifecycle.finish_failure(db, claim, FailCode.CANCELED, "canceled by the owner", T0 + 8)
+    assert _balance(db, account) == 1000
+
+
+def test_a_lapsed_cancel_request_is_finished_by_the_reaper(db: Database, account: str) -> None:
+    task_id = _new(db, account)
+    _claim(db)
+    lifecycle.cancel_task(db, account, task_id, T0 + 1)
+    assert lifecycle.reap(db, T0 + LEASE, max_attempts=3).failed == [task_id]
+    assert _task(db, task_id).fail_code == "499"
+
+
+def test_parallel_claims_never_share_a_task(db: Database, account: str) -> None:
+    created = {_new(db, account, now=T0 + n) for n in range(12)}
+    claimed: list[str] = []
+    lock = threading.Lock()
+
+    def claim_all() -> None:
+        while claim := lifecycle.claim_next(
+            db, Stage.GENERATE, threading.current_thread().name, T0, LEASE, 100
+        ):
+            with lock:
+                claimed.append(claim.task.id)
+
+    threads = [threading.Thread(target=claim_all) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(claimed) == sorted(created)
