@@ -108,7 +108,8 @@ class _HTTPServer(ThreadingHTTPServer):
     def server_bind(self) -> None:
         # HTTPServer.server_bind looks the host name up (getfqdn), which is slow and not needed.
         socketserver.TCPServer.server_bind(self)
-        self.server_name, self.server_port = self.server_address[:2]
+        host, port = self.server_address[:2]
+        self.server_name, self.server_port = str(host), int(port)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         self.owner.errors.append(repr(client_address))
@@ -174,7 +175,7 @@ def public_and_internal(serve: ServerFactory) -> tuple[LoopbackServer, LoopbackS
     """A stand-in public server and an internal one on the same port, so only the address tells them apart."""
     public = serve(PUBLIC_STAND_IN)
     internal = serve(INTERNAL, public.port)
-    internal.routes["/cat.png"] = internal.routes["/secret"] = lambda h: h.reply(200, b"internal secret")
+    internal.routes["/cat.png"] = internal.routes["/secret"] = answer(200, b"internal secret")
     return public, internal
 
 
@@ -198,6 +199,15 @@ def stand_in_resolver(*names: str) -> FakeResolver:
 
 def serve_png(handler: Handler) -> None:
     handler.reply(200, PNG, {"Content-Type": "image/png", "Set-Cookie": "session=abc; Path=/"})
+
+
+def answer(status: int, body: bytes, headers: dict[str, str] | None = None) -> Route:
+    return lambda handler: handler.reply(status, body, headers)
+
+
+def stall(handler: Handler) -> None:
+    """Never answer (until the test ends)."""
+    handler.server.owner.stopping.wait(10)
 
 
 def unused_port(host: str) -> int:
@@ -368,7 +378,7 @@ def test_unknown_host_fails() -> None:
 
 def test_compressed_bodies_are_refused(serve: ServerFactory) -> None:
     server = serve()
-    server.routes["/cat.png"] = lambda h: h.reply(200, b"\x1f\x8b rest", {"Content-Encoding": "gzip"})
+    server.routes["/cat.png"] = answer(200, b"\x1f\x8b rest", {"Content-Encoding": "gzip"})
     with SafeFetcher(policy(), resolver=stand_in_resolver()) as fetcher, pytest.raises(FetchFailed) as failed:
         fetcher.get(server.url("/cat.png", host="images.example"), field=FIELD)
     assert failed.value.message == f"{FIELD} could not be downloaded: the server sent it compressed (gzip)"
@@ -381,7 +391,7 @@ def redirect_chain(server: LoopbackServer, length: int) -> None:
         status = statuses[hop % len(statuses)]
         # Alternate relative and absolute locations, across two names for the same server.
         target = f"/hop/{hop - 1}" if hop % 2 else server.url(f"/hop/{hop - 1}", host="cdn.example")
-        server.routes[f"/hop/{hop}"] = lambda h, s=status, t=target: h.reply(s, b"", {"Location": t})
+        server.routes[f"/hop/{hop}"] = answer(status, b"", {"Location": target})
     server.routes["/hop/0"] = serve_png
 
 
@@ -441,7 +451,7 @@ def test_redirects_to_refused_targets_are_not_followed(
     public_and_internal: tuple[LoopbackServer, LoopbackServer], location: str, message: str
 ) -> None:
     public, internal = public_and_internal
-    public.routes["/go"] = lambda h: h.reply(302, b"", {"Location": location.format(port=public.port)})
+    public.routes["/go"] = answer(302, b"", {"Location": location.format(port=public.port)})
     resolver = FakeResolver({"images.example": [PUBLIC_STAND_IN], "internal.example": [INTERNAL]})
     with SafeFetcher(policy(), resolver=resolver) as fetcher, pytest.raises(FetchRefused) as refused:
         fetcher.get(public.url("/go", host="images.example"), field=FIELD)
@@ -487,7 +497,7 @@ def test_dns_rebinding_on_a_redirect_is_refused(
     public_and_internal: tuple[LoopbackServer, LoopbackServer], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     public, internal = public_and_internal
-    public.routes["/go"] = lambda h: h.reply(302, b"", {"Location": "/secret"})
+    public.routes["/go"] = answer(302, b"", {"Location": "/secret"})
     dns = RebindingDns("rebind.example", [PUBLIC_STAND_IN, INTERNAL])
     monkeypatch.setattr(socket, "getaddrinfo", dns)
     with SafeFetcher(policy()) as fetcher, pytest.raises(FetchRefused) as refused:
@@ -529,7 +539,7 @@ def test_post_returns_a_redirect_without_following_it(
 
 def test_post_reports_error_statuses_as_answers(serve: ServerFactory) -> None:
     server = serve()
-    server.routes["/hook"] = lambda h: h.reply(500, b"oops")
+    server.routes["/hook"] = answer(500, b"oops")
     with SafeFetcher(policy(), resolver=stand_in_resolver("hooks.example")) as fetcher:
         outcome = fetcher.post(
             server.url("/hook", host="hooks.example"), content=b"{}", headers={}, timeout_s=2
@@ -547,7 +557,7 @@ def test_post_to_a_refused_address_never_connects(serve: ServerFactory) -> None:
 
 def test_post_failures_raise_fetch_failed(serve: ServerFactory) -> None:
     server = serve()
-    server.routes["/stall"] = lambda h: h.server.owner.stopping.wait(10)
+    server.routes["/stall"] = stall
     closed_port = unused_port(PUBLIC_STAND_IN)
     with SafeFetcher(policy(), resolver=stand_in_resolver("hooks.example")) as fetcher:
         with pytest.raises(FetchFailed) as refused:
@@ -569,7 +579,7 @@ def test_post_failures_raise_fetch_failed(serve: ServerFactory) -> None:
 def test_one_fetcher_serves_many_threads(serve: ServerFactory) -> None:
     server = serve()
     for index in range(8):
-        server.routes[f"/{index}.png"] = lambda h, i=index: h.reply(200, PNG + bytes([i]))
+        server.routes[f"/{index}.png"] = answer(200, PNG + bytes([index]))
     with SafeFetcher(policy(), resolver=stand_in_resolver()) as fetcher, ThreadPoolExecutor(8) as pool:
         urls = [server.url(f"/{index % 8}.png", host="images.example") for index in range(32)]
         bodies = list(pool.map(lambda url: fetcher.get(url).data, urls))
