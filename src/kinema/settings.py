@@ -81,6 +81,13 @@ class Settings(BaseSettings):
             raise ValueError(f"{value!r} is not a rate limit like '20/10 seconds'") from error
         return value
 
+    @field_validator("secret_key")
+    @classmethod
+    def _secret_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().encode()) < 16:
+            raise ValueError("must be at least 16 bytes")
+        return value
+
     @model_validator(mode="after")
     def _database_in_data_dir(self) -> Settings:
         if not self.database_url:

@@ -10,7 +10,11 @@ from tests.support.api import seed_body
 from tests.support.engines import GatedEngine
 from tests.support.http import ImageHost
 from tests.support.polling import wait_for
-from tests.support.service import running_app
+from tests.support.service import Running, running_app
+
+from kinema.domain.task import TaskState
+from kinema.store.database import Database
+from kinema.tasks import lifecycle
 
 
 def test_seed_request_runs_to_success(
@@ -155,3 +159,33 @@ def test_list_pages_newest_first(
         waiting = service.api.get("/api/v1/jobs/list", state="waiting")["data"]["tasks"]
         assert len(waiting) == 5
         assert service.api.get("/api/v1/jobs/list", state="success")["data"]["tasks"] == []
+
+
+def test_a_task_held_by_the_running_cap_shows_as_waiting(
+    make_settings: MakeSettings, image_server: ImageHost, sample_jpeg: bytes
+) -> None:
+    url = image_server.add("/knights.jpg", sample_jpeg)
+    engine = GatedEngine()
+    with running_app(make_settings(workers=2, max_running_per_account=1), engine=engine) as service:
+        first = service.api.create(seed_body(url))
+        service.api.wait_state(first, "generating")
+        second = service.api.create(seed_body(url))
+        # Fetched and ready, but the account already runs its one task.
+        wait_for(
+            lambda: service.api.record(second)["state"] == "waiting" and _queued(service, second), what="held"
+        )
+        other = service.open_account()
+        third = other.create(seed_body(url))
+        other.wait_state(third, "generating")
+        for task_id in (first, second):
+            service.api.post("/api/v1/jobs/cancel", {"taskId": task_id})
+        other.post("/api/v1/jobs/cancel", {"taskId": third})
+        service.api.wait_state(first, "fail")
+
+
+def _queued(service: Running, task_id: str) -> bool:
+    db = Database(service.settings.database_url)
+    with db.read() as connection:
+        task = lifecycle.get_task(connection, task_id)
+    db.dispose()
+    return task is not None and task.state is TaskState.QUEUING

@@ -9,12 +9,19 @@ from kinema.domain.task import Task, TaskState
 from kinema.storage.signing import LinkSigner
 
 
-def task_record(task: Task, signer: LinkSigner, public_url: str, links_expire_at: int) -> dict[str, Any]:
-    """recordInfo's ``data`` for `task`, with result links signed until `links_expire_at`."""
+def task_record(
+    task: Task, signer: LinkSigner, public_url: str, links_expire_at: int, *, held: bool = False
+) -> dict[str, Any]:
+    """recordInfo's ``data`` for `task`, with result links signed until `links_expire_at`.
+
+    A queued task `held` back by its account's running cap shows as ``waiting``, as the
+    contract describes: it is not next in line for a worker.
+    """
+    state = TaskState.WAITING if held and task.state is TaskState.QUEUING else task.state
     return {
         "taskId": task.id,
         "model": task.model,
-        "state": task.state.value,
+        "state": state.value,
         "param": task.param,
         "resultJson": _result_json(task, signer, public_url, links_expire_at),
         "failCode": task.fail_code,

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
+from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 
 from kinema.accounts.keys import Caller
@@ -98,9 +99,10 @@ def record_info(
         raise BadRequest("taskId parameter is required")
     with found.db.read() as connection:
         task = lifecycle.get_task(connection, task_id, who.account_id)
+        held = task is not None and task.state is TaskState.QUEUING and _at_cap(found, connection, who)
     if task is None:
         raise InvalidInput(RECORD_NOT_FOUND)
-    return ok(_record(found, task))
+    return ok(_record(found, task, held=held))
 
 
 @router.get("/list", summary="List your tasks, newest first")
@@ -116,10 +118,11 @@ def list_tasks(
         page = lifecycle.list_tasks(
             connection, who.account_id, limit=page_size + 1, before=before, state=state
         )
+        held = any(task.state is TaskState.QUEUING for task in page) and _at_cap(found, connection, who)
     more = len(page) > page_size
     page = page[:page_size]
     next_cursor = _write_cursor(page[-1]) if more else None
-    return ok({"tasks": [_record(found, task) for task in page], "nextCursor": next_cursor})
+    return ok({"tasks": [_record(found, task, held=held) for task in page], "nextCursor": next_cursor})
 
 
 class CancelBody(BaseModel):
@@ -138,9 +141,14 @@ def cancel(found: ServicesDep, who: CallerDep, body: CancelBody) -> dict[str, An
     return ok(_record(found, task))
 
 
-def _record(found: Services, task: Task) -> dict[str, Any]:
+def _record(found: Services, task: Task, *, held: bool = False) -> dict[str, Any]:
     expires_at = found.now_s() + round(found.settings.result_link_seconds)
-    return task_record(task, found.signer, found.settings.public_url, expires_at)
+    return task_record(task, found.signer, found.settings.public_url, expires_at, held=held)
+
+
+def _at_cap(found: Services, connection: Connection, who: Caller) -> bool:
+    """Whether the account's queued tasks wait for its running ones to finish."""
+    return lifecycle.running_count(connection, who.account_id) >= found.settings.max_running_per_account
 
 
 def _write_cursor(task: Task) -> str:

@@ -1,0 +1,59 @@
+"""Health, readiness and metrics."""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+from tests.conftest import MakeSettings
+from tests.support.api import seed_body
+from tests.support.http import ImageHost
+from tests.support.polling import wait_for
+from tests.support.service import running_app
+
+from kinema.store.database import Database
+
+
+def test_healthz_and_readyz_with_a_worker(make_settings: MakeSettings) -> None:
+    with running_app(make_settings(workers=1)) as service:
+        assert service.client.get("/healthz").status_code == 200
+        ready = service.client.get("/readyz")
+        assert ready.status_code == 200, ready.json()
+        assert ready.json()["data"] == {"database": "ok", "migrations": "ok", "workers": "ok"}
+
+
+def test_readyz_without_workers_or_with_an_old_schema(make_settings: MakeSettings) -> None:
+    settings = make_settings(workers=0)
+    with running_app(settings) as service:
+        not_ready = service.client.get("/readyz")
+        assert not_ready.status_code == 503
+        assert not_ready.json()["data"]["workers"] == "no worker has been seen recently"
+        db = Database(settings.database_url)
+        with db.write() as connection:
+            connection.execute(text("UPDATE alembic_version SET version_num = 'old'"))
+        db.dispose()
+        assert "kinema migrate" in service.client.get("/readyz").json()["data"]["migrations"]
+
+
+def test_metrics_count_tasks_by_state(make_settings: MakeSettings) -> None:
+    with running_app(make_settings(workers=0)) as service:
+        service.api.create(seed_body("https://images.example/a.jpg"))
+        service.api.create(seed_body("https://images.example/b.jpg"))
+        metrics = service.client.get("/metrics")
+        assert metrics.status_code == 200
+        lines = metrics.text.splitlines()
+        assert 'kinema_tasks{state="waiting"} 2.0' in lines
+        assert 'kinema_tasks{state="success"} 0.0' in lines
+        assert any(line.startswith("kinema_queue_age_seconds ") for line in lines)
+
+
+def test_generation_time_is_measured(
+    make_settings: MakeSettings, image_server: ImageHost, sample_jpeg: bytes
+) -> None:
+    url = image_server.add("/a.jpg", sample_jpeg)
+    with running_app(make_settings(workers=1)) as service:
+        service.api.wait_state(service.api.create(seed_body(url)), "success")
+
+        def counted() -> bool:
+            return "kinema_generation_seconds_count 1.0" in service.client.get("/metrics").text.splitlines()
+
+        wait_for(counted, what="the generation to be counted")
+        assert 'kinema_tasks_finished_total{outcome="success"} 1.0' in service.client.get("/metrics").text
