@@ -5,7 +5,6 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
-SAMPLE := src/kinema/assets/sample.jpg
 
 .PHONY: install run test lint bench lock clean
 
@@ -17,11 +16,9 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/python -m pip install --quiet --constraint requirements.lock --editable '.[dev]'
 	touch $(STAMP)
 
-## run: render the bundled sample image (the service comes with the jobs API)
+## run: start the service on http://127.0.0.1:8000 with a local key and a ready example
 run: install
-	mkdir -p out
-	$(BIN)/kinema render $(SAMPLE) --prompt "[Push in, Pan right] A mountain lake at sunset" -o out/sample.mp4
-	@echo "Play out/sample.mp4, or try: $(BIN)/kinema render YOUR_IMAGE.jpg --prompt '[Pan left] ...' -o out/mine.mp4"
+	$(BIN)/kinema serve --welcome
 
 ## test: lint, type-check, check import rules, then run every test
 test: install lint

@@ -1,24 +1,85 @@
-"""The README's Python example runs as written."""
+"""The README's examples run as written: curl and Python against `kinema serve`, and the engine
+example of docs/motion-engine.md."""
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import av
 import cv2
+import httpx
 import pytest
 from tests.conftest import textured_image
+from tests.support.api import Api
+from tests.support.process import Served, kinema, serve, service_env
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "README.md"
+DEFAULT_BASE = "http://127.0.0.1:8000"
 
 
-def test_python_example_renders_a_video(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
-    assert blocks, "the README has a Python example"
+def _blocks(path: Path, language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", path.read_text(), flags=re.DOTALL)
+
+
+@pytest.fixture
+def served(tmp_path: Path, database_url: str) -> Iterator[tuple[Served, str]]:
+    data_dir = tmp_path / "data"
+    with serve(data_dir, database_url) as running:
+        done = kinema(
+            "keys",
+            "create",
+            "--name",
+            "readme",
+            "--credits",
+            "100",
+            env=service_env(data_dir, database_url, 0),
+        )
+        assert done.returncode == 0, done.stderr
+        yield running, done.stdout.strip().splitlines()[-1]
+
+
+def test_curl_example(served: tuple[Served, str], tmp_path: Path) -> None:
+    running, key = served
+    commands = next(block for block in _blocks(README, "sh") if "curl" in block)
+    script = commands.replace(DEFAULT_BASE, running.base_url)
+    create, poll = script.split("\n\ncurl", 1)
+    create = re.sub(r"^KEY=.*$", f"KEY={key}", create, flags=re.MULTILINE)
+    created = subprocess.run(["bash", "-c", create], capture_output=True, text=True, check=True, timeout=60)
+    answer = json.loads(created.stdout)
+    assert answer["code"] == 200, answer
+    task_id = answer["data"]["taskId"]
+    with httpx.Client(base_url=running.base_url) as client:
+        Api(client, key).wait_state(task_id, "success", timeout_s=120)
+    poll = "curl" + poll.split("\n#", 1)[0].replace("5f0c...", task_id).replace("$KEY", key)
+    polled = subprocess.run(["bash", "-c", poll], capture_output=True, text=True, check=True, timeout=60)
+    record = json.loads(polled.stdout)["data"]
+    assert record["state"] == "success"
+    assert json.loads(record["resultJson"])["resultUrls"][0].startswith(running.base_url + "/files/")
+
+
+def test_python_example(served: tuple[Served, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    running, key = served
+    example = _blocks(README, "python")[0]
+    monkeypatch.setenv("KINEMA_BASE_URL", running.base_url)
+    monkeypatch.setenv("KINEMA_API_KEY", key)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(example, str(README), "exec"), {})
+    with av.open(str(tmp_path / "lake.mp4")) as container:
+        assert container.streams.video[0].codec_context.width == 1366
+        assert sum(1 for _ in container.decode(video=0)) == 150
+
+
+def test_engine_example_renders_a_video(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    guide = ROOT / "docs" / "motion-engine.md"
+    example = _blocks(guide, "python")[0]
     cv2.imwrite(str(tmp_path / "photo.jpg"), textured_image(1280, 720))
     monkeypatch.chdir(tmp_path)
-    exec(compile(blocks[0], str(README), "exec"), {})
+    exec(compile(example, str(guide), "exec"), {})
     with av.open(str(tmp_path / "lighthouse.mp4")) as container:
         stream = container.streams.video[0]
         assert (stream.codec_context.width, stream.codec_context.height) == (1366, 768)

@@ -83,7 +83,7 @@ def revoke(key: Annotated[str, typer.Argument(help="The key's id, its prefix, or
     console.print(f"key {record.id} {'revoked' if changed else 'was already revoked'}", highlight=False)
 
 
-@credits_app.command("add")
+@credits_app.command("add", context_settings={"ignore_unknown_options": True})  # lets "-100" be a number
 def add(
     account: Annotated[str, typer.Argument(help="An account id, or a key (id, prefix or the key itself).")],
     amount: Annotated[int, typer.Argument(help="Credits to add; negative to remove.")],
