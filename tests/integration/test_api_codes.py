@@ -207,3 +207,39 @@ def test_models_lists_the_catalog_with_prices(service: Running) -> None:
     assert seed["available"] is True
     assert {"duration": "6", "resolution": "768P", "credits": 30} in seed["prices"]
     assert by_name["hailuo/02-text-to-video-standard"]["available"] is False
+
+
+def test_admin_routes_only_with_the_admin_token(make_settings: MakeSettings) -> None:
+    with running_app(make_settings()) as service:
+        assert service.client.post("/api/v1/admin/keys", json={"name": "x"}).status_code == 404
+    token = "a-very-long-admin-token"
+    with running_app(make_settings(admin_token=token)) as service:
+        admin = {"Authorization": f"Bearer {token}"}
+        assert service.client.post("/api/v1/admin/keys", json={"name": "x"}).json()["code"] == 401
+        assert (
+            service.client.post("/api/v1/admin/keys", json={"name": "x"}, headers=service.api.headers).json()[
+                "code"
+            ]
+            == 401
+        )
+        made = service.client.post(
+            "/api/v1/admin/keys", json={"name": "bob", "credits": 40}, headers=admin
+        ).json()
+        assert made["code"] == 200
+        bob = Api(service.client, made["data"]["key"])
+        assert bob.balance() == 40
+        granted = service.client.post(
+            "/api/v1/admin/credits", json={"account": made["data"]["keyId"], "amount": 60}, headers=admin
+        ).json()
+        assert granted["data"]["balance"] == 100
+        listed = service.client.get("/api/v1/admin/keys", headers=admin).json()["data"]
+        assert {entry["name"] for entry in listed} == {"tester", "bob"}
+        assert all("key" not in entry for entry in listed)
+        revoked = service.client.post(
+            "/api/v1/admin/keys/revoke", json={"key": made["data"]["key"]}, headers=admin
+        )
+        assert revoked.json()["code"] == 200
+        assert bob.get("/api/v1/chat/credit")["code"] == 401
+        missing = service.client.post("/api/v1/admin/keys", json={}, headers=admin).json()
+        assert missing["code"] == 422
+        assert "name" in missing["msg"]
