@@ -51,16 +51,20 @@ CREATE_TASK = "/api/v1/jobs/createTask"
 #: Far above anything the load reaches, so the limiter counts but never refuses.
 NO_LIMIT = "1000000/second"
 PUBLIC_URL = "http://127.0.0.1:8000"
+#: The bundled sample as a link to this server: read from storage, never fetched over HTTP.
+SAMPLE_URL = f"{PUBLIC_URL}/samples/sample.jpg"
+#: An image elsewhere, as in the seed's example: with no workers, nothing ever fetches it.
+ELSEWHERE_URL = "https://example.com/knights.jpg"
 
 
-def seed_body() -> dict[str, Any]:
-    """The seed's example request, on the bundled sample (read from storage, no fetch)."""
+def seed_body(image_url: str) -> dict[str, Any]:
+    """The seed's example request, on `image_url`."""
     return {
         "model": "hailuo/2-3-image-to-video-standard",
         "callBackUrl": "https://your-domain.com/api/callback",
         "input": {
             "prompt": "Two armored medieval knights clash in an intense duel at sunset, cinematic lighting.",
-            "image_url": f"{PUBLIC_URL}/samples/sample.jpg",
+            "image_url": image_url,
             "duration": "6",
             "resolution": "768P",
         },
@@ -105,7 +109,7 @@ async def dispatch_times(settings: Settings, key: str, count: int, warmup: int) 
     app = create_app(settings, engine=InstantEngine())
     db = Database(settings.database_url)
     headers = {"Authorization": f"Bearer {key}"}
-    body = seed_body()
+    body = seed_body(SAMPLE_URL)
     found: list[Dispatch] = []
     async with (
         app.router.lifespan_context(app),
@@ -259,7 +263,7 @@ def bench_http(data_dir: Path, key: str, task_id: str, args: Any, work: Path) ->
     """The best run of each side on each route, keyed by (route, side)."""
     headers = {"Authorization": f"Bearer {key}"}
     post_headers = headers | {"Content-Type": "application/json"}
-    body = json.dumps(seed_body(), separators=(",", ":"))
+    body = json.dumps(seed_body(ELSEWHERE_URL), separators=(",", ":"))
     servers: dict[str, Server] = {}
     try:
         servers["kinema"] = Server("kinema_app", settings_for(data_dir, workers=0), work / "kinema.log")

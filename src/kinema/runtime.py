@@ -11,6 +11,8 @@ from sqlalchemy.exc import IntegrityError
 from kinema.domain.clock import Clock
 from kinema.engines.base import Engine
 from kinema.engines.registry import load_engine
+from kinema.files.retention import RetentionPolicy
+from kinema.files.uploads import UploadRules
 from kinema.media.fetch import FetchPolicy, SafeFetcher
 from kinema.settings import Settings
 from kinema.storage.local import LocalBlobStore
@@ -59,6 +61,10 @@ def link_signer(settings: Settings, db: Database, now: int) -> LinkSigner:
     return LinkSigner(stored.encode())
 
 
+def upload_rules(settings: Settings) -> UploadRules:
+    return UploadRules(max_bytes=settings.upload_max_bytes, allowed_types=frozenset(settings.upload_types))
+
+
 def fetch_policy(settings: Settings) -> FetchPolicy:
     return FetchPolicy(
         allow_private=settings.allow_private_urls,
@@ -73,6 +79,11 @@ def worker_options(settings: Settings) -> WorkerOptions:
         poll_s=settings.poll_seconds,
         max_running_per_account=settings.max_running_per_account,
         max_attempts=settings.max_attempts,
+        retention=RetentionPolicy(
+            result_ms=round(settings.result_retention_days * 86_400_000),
+            task_ms=round(settings.task_retention_days * 86_400_000),
+        ),
+        sweep_s=settings.sweep_seconds,
     )
 
 

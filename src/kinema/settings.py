@@ -13,7 +13,7 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-PositiveSeconds = Annotated[float, Field(gt=0)]
+Positive = Annotated[float, Field(gt=0)]
 
 
 class Settings(BaseSettings):
@@ -32,14 +32,14 @@ class Settings(BaseSettings):
     engine: str = "motion"
     workers: Annotated[int, Field(ge=0)] = 1
     max_running_per_account: Annotated[int, Field(ge=1)] = 2
-    task_timeout_seconds: PositiveSeconds = 3600
-    lease_seconds: PositiveSeconds = 30
+    task_timeout_seconds: Positive = 3600
+    lease_seconds: Positive = 30
     max_attempts: Annotated[int, Field(ge=1)] = 3
-    poll_seconds: PositiveSeconds = 1.0
+    poll_seconds: Positive = 1.0
 
     # Inputs.
     allow_private_urls: bool = False
-    fetch_timeout_seconds: PositiveSeconds = 30
+    fetch_timeout_seconds: Positive = 30
 
     # Access and money.
     admin_token: SecretStr | None = None
@@ -52,11 +52,17 @@ class Settings(BaseSettings):
     record_info_rate_limit: str = "10/second"
     rate_limit_storage_url: str = "memory://"
 
+    # Uploads.
+    upload_types: list[str] = Field(default_factory=lambda: ["image/jpeg", "image/png", "image/webp"])
+    upload_max_bytes: Annotated[int, Field(gt=0)] = 10 * 1024 * 1024
+
     # Links and retention.
-    result_link_seconds: PositiveSeconds = 24 * 3600
-    upload_retention_days: PositiveSeconds = 3
-    result_retention_days: PositiveSeconds = 14
-    task_retention_days: PositiveSeconds = 60
+    result_link_seconds: Positive = 24 * 3600
+    upload_retention_days: Positive = 3
+    result_retention_days: Positive = 14
+    task_retention_days: Positive = 60
+    sweep_seconds: Positive = 300
+    idempotency_hours: Positive = 24
 
     # Behaviour of the API.
     maintenance: bool = False
@@ -79,6 +85,18 @@ class Settings(BaseSettings):
             parse(value)
         except ValueError as error:
             raise ValueError(f"{value!r} is not a rate limit like '20/10 seconds'") from error
+        return value
+
+    @field_validator("upload_types")
+    @classmethod
+    def _known_types(cls, value: list[str]) -> list[str]:
+        from kinema.media.types import KNOWN_TYPES
+
+        unknown = sorted(set(value) - KNOWN_TYPES)
+        if unknown:
+            raise ValueError(
+                f"cannot recognise {', '.join(unknown)}; known types: {', '.join(sorted(KNOWN_TYPES))}"
+            )
         return value
 
     @field_validator("secret_key")

@@ -19,7 +19,7 @@ from kinema import runtime
 from kinema.api.envelope import install_error_handlers
 from kinema.api.files import files_router
 from kinema.api.ratelimit import RateLimits
-from kinema.api.routes import account, admin, health, jobs, models, samples
+from kinema.api.routes import account, admin, health, jobs, models, samples, uploads
 from kinema.api.routes.health import TaskCollector
 from kinema.api.services import Services
 from kinema.catalog import PriceTable, default_catalog
@@ -27,6 +27,7 @@ from kinema.domain.clock import Clock, system_clock
 from kinema.engines.base import Engine
 from kinema.engines.registry import load_engine
 from kinema.settings import Settings
+from kinema.storage.own import OwnFiles
 from kinema.worker.runner import Worker
 from kinema.worker.signals import CancelSignals, Wakeup
 
@@ -40,11 +41,12 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, engine: Engin
     catalog = default_catalog()
     registry = CollectorRegistry()
     chosen = engine or load_engine(settings.engine)
+    signer = runtime.link_signer(settings, db, clock())
     found = Services(
         settings=settings,
         db=db,
         store=store,
-        signer=runtime.link_signer(settings, db, clock()),
+        signer=signer,
         catalog=catalog,
         prices=PriceTable.from_config(catalog, settings.prices),
         engine=chosen.info,
@@ -55,6 +57,8 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, engine: Engin
         cancels=CancelSignals(),
         clock=clock,
         registry=registry,
+        own_files=OwnFiles(settings.public_url, store, signer, lambda: clock() // 1000),
+        upload_rules=runtime.upload_rules(settings),
     )
     registry.register(TaskCollector(found))
 
@@ -88,7 +92,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, engine: Engin
     )
     app.state.services = found
     install_error_handlers(app, strict=settings.strict_http_status)
-    for router in (jobs.router, account.router, models.router, health.router, samples.router):
+    for router in (jobs.router, uploads.router, account.router, models.router, health.router, samples.router):
         app.include_router(router)
     if settings.admin_token is not None:
         app.include_router(admin.router)

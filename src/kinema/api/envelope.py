@@ -28,6 +28,14 @@ def ok(data: Any = None, msg: str = SUCCESS) -> dict[str, Any]:
     return {"code": 200, "msg": msg, "data": data}
 
 
+#: The upload routes' answers also carry ``success``, as the published upload API does.
+UPLOAD_ROUTES: Final = frozenset({"file-stream-upload", "file-url-upload", "file-base64-upload"})
+
+
+def is_upload_route(request: Request) -> bool:
+    return request.url.path.rsplit("/", 1)[-1] in UPLOAD_ROUTES
+
+
 class Envelope(JSONResponse):
     """An answer in the envelope, with the HTTP status the mode calls for."""
 
@@ -39,25 +47,29 @@ class Envelope(JSONResponse):
         *,
         strict: bool = False,
         headers: dict[str, str] | None = None,
+        upload: bool = False,
     ) -> None:
         status = code if strict and code in _REAL_STATUSES else 200
-        super().__init__({"code": code, "msg": msg, "data": data}, status_code=status, headers=headers)
+        body = {"success": code == 200} if upload else {}
+        super().__init__(body | {"code": code, "msg": msg, "data": data}, status_code=status, headers=headers)
 
 
 def install_error_handlers(app: FastAPI, *, strict: bool) -> None:
     """Turn every error into the envelope; nothing reaches a client as a stack trace."""
 
     @app.exception_handler(KinemaError)
-    async def _kinema_error(_request: Request, error: KinemaError) -> JSONResponse:
+    async def _kinema_error(request: Request, error: KinemaError) -> JSONResponse:
+        upload = is_upload_route(request)
         if isinstance(error, RateLimited):
-            response = Envelope(error.code, error.message, headers={"Retry-After": str(error.retry_after_s)})
+            headers = {"Retry-After": str(error.retry_after_s)}
+            response = Envelope(error.code, error.message, headers=headers, upload=upload)
             response.status_code = 429
             return response
-        return Envelope(error.code, error.message, strict=strict)
+        return Envelope(error.code, error.message, strict=strict, upload=upload)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid_request(_request: Request, error: RequestValidationError) -> JSONResponse:
-        return Envelope(422, describe_validation_error(error), strict=strict)
+    async def _invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
+        return Envelope(422, describe_validation_error(error), strict=strict, upload=is_upload_route(request))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, error: StarletteHTTPException) -> JSONResponse:

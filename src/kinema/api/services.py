@@ -11,8 +11,10 @@ from kinema.api.ratelimit import RateLimits
 from kinema.catalog import Catalog, PriceTable
 from kinema.domain.clock import Clock
 from kinema.engines.base import EngineInfo
+from kinema.files.uploads import UploadRules
 from kinema.settings import Settings
 from kinema.storage.base import BlobStore
+from kinema.storage.own import OwnFiles
 from kinema.storage.signing import LinkSigner
 from kinema.store.database import Database
 from kinema.worker.signals import CancelSignals, Wakeup
@@ -32,6 +34,8 @@ class Services:
     cancels: CancelSignals
     clock: Clock
     registry: CollectorRegistry
+    own_files: OwnFiles
+    upload_rules: UploadRules
 
     def now_s(self) -> int:
         return self.clock() // 1000

@@ -113,6 +113,10 @@ class BlobStore(Protocol):
         """Where the file lives on this machine (whether or not it exists yet); None if remote."""
         ...
 
+    def sweep_staging(self, now: float, older_than_s: float) -> int:
+        """Delete what crashed producers left in staging, untouched for `older_than_s` seconds."""
+        ...
+
     def staging(self) -> AbstractContextManager[Path]:
         """A fresh, empty local folder for a producer to write into before `put_file`.
 

@@ -89,6 +89,8 @@ tasks = Table(
     Column("lease_expires_at", BigInteger, nullable=True),
     Column("cancel_requested", Boolean, nullable=False, server_default=text("false")),
     Column("input_key", Text, nullable=True),
+    #: When retention deleted the result files; the record stays until its own retention.
+    Column("files_purged_at", BigInteger, nullable=True),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
     Column("started_at", BigInteger, nullable=True),
@@ -101,6 +103,32 @@ tasks = Table(
     Index("ix_tasks_account_id_created_at", "account_id", "created_at"),
     Index("ix_tasks_account_id_state", "account_id", "state"),
     Index("ix_tasks_lease_expires_at", "lease_expires_at"),
+    # Retention: finished tasks by age.
+    Index("ix_tasks_completed_at", "completed_at"),
+)
+
+uploads = Table(
+    "uploads",
+    metadata,
+    Column("key", String(1024), primary_key=True),
+    Column("account_id", String(32), ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("file_path", String(1024), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("mime_type", String(100), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False, index=True),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("account_id", String(32), ForeignKey("accounts.id"), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    #: SHA-256 of the request body: the same key with another body is refused.
+    Column("body_hash", String(64), nullable=False),
+    Column("task_id", String(32), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False, index=True),
 )
 
 workers = Table(

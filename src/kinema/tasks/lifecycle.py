@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -56,12 +56,14 @@ class NewTask:
     input: Mapping[str, object]
     callback_url: str | None
     price: int
-    ready: bool  #: True when the input needs no fetching, so the task starts queued.
+    ready: bool = False  #: True when the input needs no fetching, so the task starts queued.
+    input_key: str | None = None  #: The checked input, when it was stored at creation.
+    id: str = field(default_factory=new_id)
 
 
 def create_task(connection: Connection, account_id: str, new: NewTask, now: int, timeout_ms: int) -> Task:
     """Insert a task and reserve its price, in the caller's transaction."""
-    task_id = new_id()
+    task_id = new.id
     credits.reserve(connection, account_id, task_id, new.price, now)
     state = TaskState.QUEUING if new.ready else TaskState.WAITING
     connection.execute(
@@ -75,6 +77,7 @@ def create_task(connection: Connection, account_id: str, new: NewTask, now: int,
             callback_url=new.callback_url,
             price=new.price,
             progress=0,
+            input_key=new.input_key,
             created_at=now,
             updated_at=now,
             deadline_at=now + timeout_ms,

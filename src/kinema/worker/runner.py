@@ -28,8 +28,11 @@ from kinema.domain.errors import GenerationCanceled, GenerationFailed, InvalidIn
 from kinema.domain.task import FailCode, Task
 from kinema.domain.video import Resolution
 from kinema.engines.base import Engine, GenerationJob, GenerationResult
+from kinema.files import retention
+from kinema.files.retention import RetentionPolicy, SweepReport
 from kinema.media.fetch import SafeFetcher
 from kinema.media.intake import decode_image
+from kinema.media.types import EXTENSIONS
 from kinema.storage.base import BlobStore
 from kinema.storage.own import OwnFiles
 from kinema.store.database import Database
@@ -40,7 +43,8 @@ from kinema.worker.signals import CancelSignals, Wakeup
 
 log = logging.getLogger("kinema.tasks")
 
-_EXTENSIONS: Final = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp"}
+#: Staging folders untouched this long belong to a crashed job, never to a running one.
+_STALE_STAGING_S: Final = 24 * 3600
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +54,8 @@ class WorkerOptions:
     poll_s: float = 1.0
     max_running_per_account: int = 2
     max_attempts: int = 3
+    retention: RetentionPolicy | None = None  #: None: this worker leaves retention to others.
+    sweep_s: float = 300.0
 
     @property
     def heartbeat_s(self) -> float:
@@ -129,6 +135,8 @@ class Worker:
             ("reaper", self._reap_loop),
             ("presence", self._presence_loop),
         ]
+        if self.options.retention is not None:
+            loops.append(("retention", self._sweep_loop))
         loops += [
             (f"generate-{n}", lambda: self._loop(Stage.GENERATE))
             for n in range(self.options.generation_threads)
@@ -207,6 +215,29 @@ class Worker:
             if reaped.requeued:
                 self.wakeup.notify()
 
+    def _sweep_loop(self) -> None:
+        assert self.options.retention is not None
+        while not self._stopping.wait(self.options.sweep_s):
+            self.sweep_once()
+
+    def sweep_once(self) -> SweepReport | None:
+        """Delete what expired; several workers may sweep at once without harm."""
+        assert self.options.retention is not None
+        try:
+            report = retention.sweep(self.db, self.store, self.clock(), self.options.retention)
+            self.store.sweep_staging(self.clock() / 1000, older_than_s=_STALE_STAGING_S)
+        except Exception:
+            log.exception("retention sweep of worker %s failed", self.id)
+            return None
+        if report.uploads or report.task_files or report.tasks:
+            log.info(
+                "retention: %d uploads, files of %d tasks, %d task records deleted",
+                report.uploads,
+                report.task_files,
+                report.tasks,
+            )
+        return report
+
     def _announce(self) -> None:
         now = self.clock()
         with self.db.write() as connection:
@@ -264,7 +295,7 @@ class Worker:
             decoded = decode_image(data)
         except InvalidInput as error:
             raise InvalidInput(f"input.image_url: {error.message}") from error
-        key = f"inputs/{task.account_id}/{task.id}/image{_EXTENSIONS.get(decoded.mime_type, '')}"
+        key = f"inputs/{task.account_id}/{task.id}/image{EXTENSIONS.get(decoded.mime_type, '')}"
         self.store.put_bytes(key, data)
         return key
 

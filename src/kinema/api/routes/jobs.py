@@ -6,11 +6,13 @@ import base64
 import binascii
 import json
 import logging
+from dataclasses import replace
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 from pydantic import BaseModel
 from sqlalchemy import Connection
+from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
 from kinema.accounts.keys import Caller
@@ -21,7 +23,9 @@ from kinema.api.services import Services
 from kinema.catalog import TaskRequest, validate_create_task
 from kinema.domain.errors import FeatureDisabled, InvalidInput, KinemaError, Maintenance
 from kinema.domain.task import Task, TaskState
-from kinema.tasks import lifecycle
+from kinema.media.intake import decode_image
+from kinema.media.types import EXTENSIONS
+from kinema.tasks import idempotency, lifecycle
 from kinema.tasks.lifecycle import NewTask
 
 log = logging.getLogger("kinema.tasks")
@@ -38,13 +42,18 @@ class BadRequest(KinemaError):
 
 
 @router.post("/createTask", summary="Create a generation task")
-async def create_task(request: Request, found: ServicesDep, who: CallerDep) -> dict[str, Any]:
+async def create_task(
+    request: Request,
+    found: ServicesDep,
+    who: CallerDep,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> dict[str, Any]:
     """Validate, price and queue a task; its price is reserved from the balance at once."""
     raw = await request.body()
-    return await run_in_threadpool(_create_task, found, who, raw)
+    return await run_in_threadpool(_create_task, found, who, raw, idempotency_key)
 
 
-def _create_task(found: Services, who: Caller, raw: bytes) -> dict[str, Any]:
+def _create_task(found: Services, who: Caller, raw: bytes, idempotency_key: str | None) -> dict[str, Any]:
     if found.settings.maintenance:
         raise Maintenance()
     found.limits.hit(found.limits.create_task, "create", who.account_id)
@@ -52,29 +61,81 @@ def _create_task(found: Services, who: Caller, raw: bytes) -> dict[str, Any]:
     request = validate_create_task(body, found.catalog)
     if request.model.capability not in found.engine.capabilities:
         raise FeatureDisabled()
-    price = found.prices.price(request)
+    key = idempotency.check_key(idempotency_key) if idempotency_key is not None else None
+    digest = idempotency.body_hash(body)
     now = found.clock()
+    if key is not None:
+        with found.db.read() as connection:
+            earlier = idempotency.earlier_task(connection, who.account_id, key, digest, now)
+        if earlier is not None:
+            return ok({"taskId": earlier})
     new = NewTask(
         model=request.model.name,
         param=json.dumps(body, separators=(",", ":"), ensure_ascii=False),
         input=request.input,
         callback_url=request.callback_url,
-        price=price,
-        ready=_needs_no_fetch(request),
+        price=found.prices.price(request),
     )
+    new = _with_own_input(found, who, request, new)
     timeout_ms = round(found.settings.task_timeout_seconds * 1000)
-    with found.db.write() as connection:
-        task = lifecycle.create_task(connection, who.account_id, new, now, timeout_ms)
+    ttl_ms = round(found.settings.idempotency_hours * 3600 * 1000)
+    try:
+        with found.db.write() as connection:
+            if key is not None:
+                earlier = idempotency.earlier_task(connection, who.account_id, key, digest, now)
+                if earlier is not None:
+                    _forget_input(found, new)
+                    return ok({"taskId": earlier})
+                idempotency.remember(connection, who.account_id, key, digest, new.id, now, ttl_ms)
+            task = lifecycle.create_task(connection, who.account_id, new, now, timeout_ms)
+    except IntegrityError:
+        # A concurrent request with the same Idempotency-Key made the task first.
+        _forget_input(found, new)
+        if key is None:
+            raise
+        with found.db.read() as connection:
+            earlier = idempotency.earlier_task(connection, who.account_id, key, digest, now)
+        if earlier is None:
+            raise
+        return ok({"taskId": earlier})
+    except KinemaError:
+        _forget_input(found, new)
+        raise
     log.info(
         "task %s %s model=%s price=%d account=%s",
         task.id,
         task.state.value,
         task.model,
-        price,
+        task.price,
         who.account_id,
     )
     found.wakeup.notify()
     return ok({"taskId": task.id})
+
+
+def _with_own_input(found: Services, who: Caller, request: TaskRequest, new: NewTask) -> NewTask:
+    """A task with nothing to fetch starts queued; an image on this server is checked right now.
+
+    A bad image of this server's is refused here, with 422 and no charge; a good one is copied
+    to the task's own input, so that replacing or expiring the upload cannot change the task.
+    """
+    if request.image_url is None:
+        return replace(new, ready=True)
+    data = found.own_files.read(request.image_url, "input.image_url")
+    if data is None:
+        return new
+    try:
+        decoded = decode_image(data)
+    except InvalidInput as error:
+        raise InvalidInput(f"input.image_url: {error.message}") from error
+    input_key = f"inputs/{who.account_id}/{new.id}/image{EXTENSIONS.get(decoded.mime_type, '')}"
+    found.store.put_bytes(input_key, data)
+    return replace(new, ready=True, input_key=input_key)
+
+
+def _forget_input(found: Services, new: NewTask) -> None:
+    if new.input_key is not None:
+        found.store.delete(new.input_key)
 
 
 def _parse_body(raw: bytes) -> object:
@@ -84,10 +145,6 @@ def _parse_body(raw: bytes) -> object:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as error:
         raise InvalidInput("the request body must be a JSON object") from error
-
-
-def _needs_no_fetch(request: TaskRequest) -> bool:
-    return request.image_url is None
 
 
 @router.get("/recordInfo", summary="Get a task's state and result")

@@ -1,0 +1,192 @@
+"""The published upload API: a file as multipart, by URL, or as base64; and fresh download links.
+
+Each upload lands in the calling account's own space and answers a signed ``downloadUrl`` that
+lives as long as the file (``KINEMA_UPLOAD_RETENTION_DAYS``). That URL is what ``image_url``
+expects: a task given it reads the file locally and checks it at once.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from typing import Any, Final
+from urllib.parse import unquote, urlsplit
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from kinema.accounts.keys import Caller
+from kinema.api.auth import CallerDep, ServicesDep
+from kinema.api.services import Services
+from kinema.domain.errors import InvalidInput, Maintenance
+from kinema.files import uploads
+from kinema.files.uploads import Upload
+from kinema.media.fetch import FetchPolicy, SafeFetcher
+from kinema.storage.base import InvalidKey, check_key
+
+router = APIRouter(tags=["files"])
+
+UPLOADED: Final = "File uploaded successfully"
+DOWNLOAD_LINK_SECONDS: Final = 20 * 60
+#: Room for the multipart framing and the text fields around the file.
+_MULTIPART_OVERHEAD: Final = 64 * 1024
+_DATA_URL: Final = re.compile(r"data:(?P<type>[\w.+-]+/[\w.+-]+)?(?:;[\w-]+=[\w.-]+)*;base64,", re.ASCII)
+_CHUNK: Final = 1024 * 1024
+
+
+class UrlUpload(BaseModel):
+    fileUrl: str = Field(description="An http or https URL to fetch the file from.")  # noqa: N815
+    uploadPath: str | None = Field(default=None, description="The folder, e.g. images/2026.")  # noqa: N815
+    fileName: str | None = Field(default=None, description="The file's name; random when absent.")  # noqa: N815
+
+
+class Base64Upload(BaseModel):
+    base64Data: str = Field(description="Plain base64, or a data URL (data:image/png;base64,...).")  # noqa: N815
+    uploadPath: str | None = None  # noqa: N815
+    fileName: str | None = None  # noqa: N815
+
+
+class DownloadUrlBody(BaseModel):
+    url: str = Field(description="A file link this server gave you (a result or an upload).")
+
+
+def _both_prefixes(route: str) -> list[str]:
+    return [f"/api/{route}", f"/file-upload/api/{route}"]
+
+
+async def _stream_upload(request: Request, found: ServicesDep, who: CallerDep) -> dict[str, Any]:
+    _refuse_in_maintenance(found)
+    declared = request.headers.get("content-length")
+    limit = found.upload_rules.max_bytes
+    if declared and declared.isdigit() and int(declared) > limit + _MULTIPART_OVERHEAD:
+        raise InvalidInput(f"the file is larger than {limit / (1024 * 1024):g} MB")
+    form = await request.form(max_files=1, max_fields=10)
+    try:
+        file = form.get("file")
+        if not isinstance(file, UploadFile):
+            raise InvalidInput("file is required (a multipart field named file)")
+        data = await _read_capped(file, limit)
+        file_name = form.get("fileName") or file.filename
+        upload = await run_in_threadpool(_save, found, who, form.get("uploadPath"), file_name, data)
+    finally:
+        await form.close()
+    return _answer(found, upload)
+
+
+def _url_upload(body: UrlUpload, found: ServicesDep, who: CallerDep) -> dict[str, Any]:
+    _refuse_in_maintenance(found)
+    uploads.clean_upload_path(body.uploadPath)  # refuse a bad path before fetching anything
+    data = found.own_files.read(body.fileUrl, "fileUrl")
+    if data is None:
+        policy = FetchPolicy(
+            allow_private=found.settings.allow_private_urls,
+            max_bytes=found.upload_rules.max_bytes,
+            total_timeout_s=found.settings.fetch_timeout_seconds,
+        )
+        with SafeFetcher(policy) as fetcher:
+            data = fetcher.get(body.fileUrl, field="fileUrl").data
+    file_name = body.fileName or _name_from_url(body.fileUrl)
+    return _answer(found, _save(found, who, body.uploadPath, file_name, data))
+
+
+def _base64_upload(body: Base64Upload, found: ServicesDep, who: CallerDep) -> dict[str, Any]:
+    _refuse_in_maintenance(found)
+    text = body.base64Data.strip()
+    match = _DATA_URL.match(text)
+    if text.startswith("data:") and match is None:
+        raise InvalidInput("base64Data is a data URL without ;base64, (data:<type>;base64,<data>)")
+    if match is not None:
+        text = text[match.end() :]
+    limit = found.upload_rules.max_bytes
+    if len(text) > (limit // 3 + 1) * 4 + 4:
+        raise InvalidInput(f"the file is larger than {limit / (1024 * 1024):g} MB")
+    try:
+        data = base64.b64decode("".join(text.split()), validate=True)
+    except (binascii.Error, ValueError) as error:
+        raise InvalidInput("base64Data is not valid base64") from error
+    return _answer(found, _save(found, who, body.uploadPath, body.fileName, data))
+
+
+for _path in _both_prefixes("file-stream-upload"):
+    router.add_api_route(_path, _stream_upload, methods=["POST"], summary="Upload a file (multipart)")
+for _path in _both_prefixes("file-url-upload"):
+    router.add_api_route(_path, _url_upload, methods=["POST"], summary="Upload a file from a URL")
+for _path in _both_prefixes("file-base64-upload"):
+    router.add_api_route(_path, _base64_upload, methods=["POST"], summary="Upload a file as base64")
+
+
+@router.post("/api/v1/common/download-url", summary="A fresh 20-minute link to one of your files")
+def download_url(body: DownloadUrlBody, found: ServicesDep, who: CallerDep) -> dict[str, Any]:
+    key = found.signer.issued_key(body.url, found.settings.public_url)
+    own = (f"results/{who.account_id}/", uploads.account_prefix(who.account_id))
+    if key is None or not key.startswith(own):
+        raise InvalidInput("url must be a file link of this server that belongs to you")
+    if found.store.stat(key) is None:
+        raise InvalidInput("the file no longer exists (it expired)")
+    return {"code": 200, "msg": "success", "data": _link(found, key, DOWNLOAD_LINK_SECONDS)}
+
+
+def _save(found: Services, who: Caller, upload_path: object, file_name: object, data: bytes) -> Upload:
+    retention_ms = round(found.settings.upload_retention_days * 86_400_000)
+    return uploads.save_upload(
+        found.db,
+        found.store,
+        who.account_id,
+        upload_path=upload_path,
+        file_name=file_name,
+        data=data,
+        rules=found.upload_rules,
+        now=found.clock(),
+        retention_ms=retention_ms,
+    )
+
+
+def _answer(found: Services, upload: Upload) -> dict[str, Any]:
+    lifetime_s = (upload.expires_at - found.clock()) // 1000
+    return {
+        "success": True,
+        "code": 200,
+        "msg": UPLOADED,
+        "data": {
+            "fileName": upload.file_name,
+            "filePath": upload.file_path,
+            "downloadUrl": _link(found, upload.key, lifetime_s),
+            "fileSize": upload.size,
+            "mimeType": upload.mime_type,
+            "uploadedAt": upload.uploaded_at,
+        },
+    }
+
+
+def _link(found: Services, key: str, lifetime_s: int) -> str:
+    return found.signer.signed_url(found.settings.public_url, key, found.now_s() + lifetime_s)
+
+
+def _refuse_in_maintenance(found: Services) -> None:
+    if found.settings.maintenance:
+        raise Maintenance()
+
+
+async def _read_capped(file: UploadFile, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await file.read(_CHUNK):
+        size += len(chunk)
+        if size > limit:
+            raise InvalidInput(f"the file is larger than {limit / (1024 * 1024):g} MB")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _name_from_url(url: str) -> str | None:
+    """The last segment of the URL's path, when it looks like a file name."""
+    name = unquote(urlsplit(url).path.rsplit("/", 1)[-1])
+    if "." not in name or len(name) > uploads.MAX_FILE_NAME:
+        return None
+    try:
+        return check_key(name)
+    except InvalidKey:
+        return None

@@ -1,0 +1,1 @@
+"""Files users upload, and retention of everything the service stores."""
