@@ -6,7 +6,8 @@ Run with ``python -m bench.api``; figures go in docs/benchmarks.md.
   loopback, started from here: Kinema on SQLite in a temporary data folder, with a funded
   account, a finished task to read, no workers (new tasks stay waiting) and rate limits far
   above the load; the bare app returns recordInfo's answer from a constant and parses
-  createTask's body. The load comes from ``wrk`` (one thread) when it is installed, else from
+  createTask's body. createTask sends the seed's request with an image elsewhere (never
+  fetched, as no worker runs), so it measures the API and the database, not image decoding. The load comes from ``wrk`` (one thread) when it is installed, else from
   `bench._load` (asyncio and httpx) in its own process; both keep N keep-alive connections
   busy for a fixed time after a warm-up. Alternating runs; the best of each side is compared.
 - dispatch: in this process, the app with one worker and `InstantEngine` (placeholder files,

@@ -13,7 +13,7 @@ from tests.support.engines import InstantEngine
 
 from kinema.accounts import keys
 from kinema.api.app import create_app
-from kinema.domain.clock import system_clock
+from kinema.domain.clock import Clock, system_clock
 from kinema.engines.base import Engine
 from kinema.settings import Settings
 from kinema.store.database import Database
@@ -36,12 +36,14 @@ class Running:
 
 
 @contextmanager
-def running_app(settings: Settings, engine: Engine | None = None, credits: int = 1000) -> Iterator[Running]:
+def running_app(
+    settings: Settings, engine: Engine | None = None, credits: int = 1000, clock: Clock = system_clock
+) -> Iterator[Running]:
     """The app with its lifespan (and in-process workers, if the settings ask for them)."""
-    app = create_app(settings, engine=engine or InstantEngine())
+    app = create_app(settings, engine=engine or InstantEngine(), clock=clock)
     db = Database(settings.database_url)
     with db.write() as connection:
-        new = keys.open_account(connection, "tester", credits, system_clock())
+        new = keys.open_account(connection, "tester", credits, clock())
     db.dispose()
     with TestClient(app, base_url=settings.public_url, raise_server_exceptions=False) as client:
         yield Running(app, client, Api(client, new.secret), new.record.account_id, settings)

@@ -112,8 +112,8 @@ def save_upload(
     retention_ms: int,
 ) -> Upload:
     """Check and store an upload; the same path again replaces the file."""
-    mime_type = check_content(data, rules)
     folder = clean_upload_path(upload_path)
+    mime_type = check_content(data, rules)
     name = clean_file_name(file_name, mime_type)
     file_path = f"{folder}/{name}"
     key = account_prefix(account_id) + file_path
