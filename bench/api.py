@@ -242,7 +242,7 @@ def wrk_load(url: str, method: str, body: str | None, headers: dict[str, str], a
     )
 
 
-def httpx_load(url: str, method: str, body: str | None, headers: dict[str, str], args: Any) -> Load:
+def asyncio_load(url: str, method: str, body: str | None, headers: dict[str, str], args: Any) -> Load:
     spec = {
         "url": url,
         "method": method,
@@ -283,7 +283,7 @@ def bench_http(data_dir: Path, key: str, task_id: str, args: Any, work: Path) ->
                     if args.load == "wrk":
                         result = wrk_load(url, method, payload, route_headers, args, work)
                     else:
-                        result = httpx_load(url, method, payload, route_headers, args)
+                        result = asyncio_load(url, method, payload, route_headers, args)
                     if result.failed:
                         raise RuntimeError(f"{side} {route}: {result.failed} failed requests")
                     name = route.split("?")[0].rsplit("/", 1)[-1]
@@ -299,7 +299,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--load", choices=("auto", "wrk", "httpx"), default="auto")
+    parser.add_argument("--load", choices=("auto", "wrk", "asyncio"), default="auto")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--warmup", type=int, default=2, help="seconds of load before measuring")
     parser.add_argument("--duration", type=int, default=10, help="seconds measured in each run")
@@ -307,10 +307,10 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=50, help="tasks timed for dispatch")
     args = parser.parse_args()
     if args.load == "auto":
-        args.load = "wrk" if shutil.which("wrk") else "httpx"
+        args.load = "wrk" if shutil.which("wrk") else "asyncio"
     cores = len(os.sched_getaffinity(0))
     print(f"machine: {platform.machine()}, {cores} cores, Python {platform.python_version()}")
-    tool = "wrk, 1 thread" if args.load == "wrk" else "bench._load (asyncio + httpx)"
+    tool = "wrk, 1 thread" if args.load == "wrk" else "bench._load (bare asyncio, uvloop)"
     print(
         f"load: {tool}, {args.connections} connections, {args.warmup} s warm-up, {args.duration} s measured, "
         f"best of {args.rounds}; servers: uvicorn {uvicorn.__version__}, 1 process, no access log"

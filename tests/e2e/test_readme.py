@@ -84,3 +84,25 @@ def test_engine_example_renders_a_video(tmp_path: Path, monkeypatch: pytest.Monk
         stream = container.streams.video[0]
         assert (stream.codec_context.width, stream.codec_context.height) == (1366, 768)
         assert sum(1 for _ in container.decode(video=0)) == 150
+
+
+def test_upload_example(served: tuple[Served, str], tmp_path: Path, sample_jpeg: bytes) -> None:
+    running, key = served
+    upload = next(block for block in _blocks(README, "sh") if "file-stream-upload" in block)
+    (tmp_path / "photo.jpg").write_bytes(sample_jpeg)
+    command = upload.replace(DEFAULT_BASE, running.base_url).replace("$KEY", key)
+    done = subprocess.run(
+        ["bash", "-c", command], cwd=tmp_path, capture_output=True, text=True, check=True, timeout=60
+    )
+    answer = json.loads(done.stdout)
+    assert answer["success"] is True, answer
+    assert answer["data"]["filePath"] == "images/photo.jpg"
+    with httpx.Client(base_url=running.base_url) as client:
+        api = Api(client, key)
+        task_id = api.create(
+            {
+                "model": "hailuo/2-3-image-to-video-standard",
+                "input": {"prompt": "[Zoom in]", "image_url": answer["data"]["downloadUrl"]},
+            }
+        )
+        assert api.wait_state(task_id, "success", "fail", timeout_s=120)["state"] == "success"
