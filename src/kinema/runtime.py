@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import secrets
+import socket
+from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry
 from sqlalchemy import insert, select
@@ -20,6 +23,7 @@ from kinema.storage.own import OwnFiles
 from kinema.storage.signing import LinkSigner
 from kinema.store.database import Database
 from kinema.store.schema import server_secrets
+from kinema.webhooks.deliverer import Deliverer, DeliveryOptions
 from kinema.worker.runner import Worker, WorkerMetrics, WorkerOptions
 from kinema.worker.signals import CancelSignals, Wakeup
 
@@ -87,6 +91,24 @@ def worker_options(settings: Settings) -> WorkerOptions:
     )
 
 
+def build_deliverer(settings: Settings, db: Database, *, clock: Clock) -> Deliverer:
+    options = DeliveryOptions(
+        public_url=settings.public_url,
+        link_seconds=round(settings.result_link_seconds),
+        schedule_s=tuple(settings.callback_retry_schedule),
+        window_ms=round(settings.callback_retry_window_hours * 3600 * 1000),
+        poll_s=settings.poll_seconds,
+        timeout_s=settings.callback_timeout_seconds,
+    )
+    policy = FetchPolicy(
+        allow_private=settings.allow_private_urls, total_timeout_s=settings.callback_timeout_seconds
+    )
+    owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+    return Deliverer(
+        db, SafeFetcher(policy), link_signer(settings, db, clock()), options, clock=clock, owner=owner
+    )
+
+
 def ready_engine(settings: Settings) -> Engine:
     engine = load_engine(settings.engine)
     engine.setup()
@@ -102,6 +124,7 @@ def build_worker(
     wakeup: Wakeup | None = None,
     cancels: CancelSignals | None = None,
     registry: CollectorRegistry | None = None,
+    on_finished: Callable[[], None] | None = None,
 ) -> Worker:
     store = open_store(settings)
     own_files = OwnFiles(
@@ -118,4 +141,5 @@ def build_worker(
         cancels=cancels,
         metrics=WorkerMetrics(registry),
         own_files=own_files,
+        on_finished=on_finished,
     )

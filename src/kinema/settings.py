@@ -52,6 +52,13 @@ class Settings(BaseSettings):
     record_info_rate_limit: str = "10/second"
     rate_limit_storage_url: str = "memory://"
 
+    # Callbacks.
+    callback_retry_schedule: list[Annotated[float, Field(gt=0)]] = Field(
+        default_factory=lambda: [5.0, 30.0, 120.0, 600.0, 1800.0, 3600.0], min_length=1
+    )
+    callback_retry_window_hours: Positive = 24
+    callback_timeout_seconds: Positive = 15
+
     # Uploads.
     upload_types: list[str] = Field(default_factory=lambda: ["image/jpeg", "image/png", "image/webp"])
     upload_max_bytes: Annotated[int, Field(gt=0)] = 10 * 1024 * 1024

@@ -19,7 +19,7 @@ from kinema import runtime
 from kinema.api.envelope import install_error_handlers
 from kinema.api.files import files_router
 from kinema.api.ratelimit import RateLimits
-from kinema.api.routes import account, admin, health, jobs, models, samples, uploads
+from kinema.api.routes import account, admin, health, jobs, models, samples, uploads, webhooks
 from kinema.api.routes.health import TaskCollector
 from kinema.api.services import Services
 from kinema.catalog import PriceTable, default_catalog
@@ -42,6 +42,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, engine: Engin
     registry = CollectorRegistry()
     chosen = engine or load_engine(settings.engine)
     signer = runtime.link_signer(settings, db, clock())
+    deliverer = runtime.build_deliverer(settings, db, clock=clock)
     found = Services(
         settings=settings,
         db=db,
@@ -59,12 +60,14 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, engine: Engin
         registry=registry,
         own_files=OwnFiles(settings.public_url, store, signer, lambda: clock() // 1000),
         upload_rules=runtime.upload_rules(settings),
+        deliverer_wake=deliverer.wake,
     )
     registry.register(TaskCollector(found))
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         worker: Worker | None = None
+        deliverer.start()
         if settings.workers > 0:
             chosen.setup()
             worker = runtime.build_worker(
@@ -75,6 +78,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, engine: Engin
                 wakeup=found.wakeup,
                 cancels=found.cancels,
                 registry=registry,
+                on_finished=deliverer.wake,
             )
             worker.start()
         try:
@@ -82,6 +86,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, engine: Engin
         finally:
             if worker is not None:
                 worker.stop()
+            deliverer.stop()
             db.dispose()
 
     app = FastAPI(
@@ -92,7 +97,15 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, engine: Engin
     )
     app.state.services = found
     install_error_handlers(app, strict=settings.strict_http_status)
-    for router in (jobs.router, uploads.router, account.router, models.router, health.router, samples.router):
+    for router in (
+        jobs.router,
+        uploads.router,
+        webhooks.router,
+        account.router,
+        models.router,
+        health.router,
+        samples.router,
+    ):
         app.include_router(router)
     if settings.admin_token is not None:
         app.include_router(admin.router)

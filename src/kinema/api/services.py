@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from fastapi import Request
@@ -36,6 +37,7 @@ class Services:
     registry: CollectorRegistry
     own_files: OwnFiles
     upload_rules: UploadRules
+    deliverer_wake: Callable[[], None]
 
     def now_s(self) -> int:
         return self.clock() // 1000

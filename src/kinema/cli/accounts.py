@@ -20,11 +20,16 @@ from kinema.cli.service import load_settings
 from kinema.domain.clock import system_clock
 from kinema.domain.errors import KinemaError
 from kinema.store.database import Database
+from kinema.webhooks import secrets as webhook_secrets
 
 keys_app = typer.Typer(help="API keys: create, list, revoke.", no_args_is_help=True)
 credits_app = typer.Typer(help="Credits of an account.", no_args_is_help=True)
+webhooks_app = typer.Typer(help="Callbacks: the secret that signs them.", no_args_is_help=True)
+secret_app = typer.Typer(help="An account's webhook secret.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(credits_app, name="credits")
+app.add_typer(webhooks_app, name="webhooks")
+webhooks_app.add_typer(secret_app, name="secret")
 
 
 def _database() -> Database:
@@ -102,3 +107,19 @@ def add(
 
 def _when(milliseconds: int) -> str:
     return datetime.fromtimestamp(milliseconds / 1000, UTC).strftime("%Y-%m-%d %H:%M")
+
+
+@secret_app.command("create")
+def create_secret(
+    account: Annotated[str, typer.Argument(help="An account id, or a key (id, prefix or the key itself).")],
+) -> None:
+    """Make a new webhook secret for the account and print it; a previous one signs for a day more."""
+    db = _database()
+    try:
+        with db.write() as connection:
+            account_id = key_store.resolve_account(connection, account)
+            secret = webhook_secrets.rotate_secret(connection, account_id, system_clock())
+    except KinemaError as error:
+        fail(error.message)
+    console.print(f"new webhook secret of account {account_id}:", highlight=False)
+    print(secret, flush=True)

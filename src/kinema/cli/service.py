@@ -74,19 +74,22 @@ def serve(
 def worker(
     threads: Annotated[int | None, typer.Option(help="Generation threads [default: KINEMA_WORKERS].")] = None,
 ) -> None:
-    """Run workers alone, against the same database as the API."""
+    """Run workers (and a callback deliverer) alone, against the same database as the API."""
     settings = load_settings(workers=threads)
     configure_logging(settings.log_level)
     db = runtime.open_database(settings)
     if not db.is_at_head():
         fail("the database is not at the newest schema: run `kinema migrate` first")
+    deliverer = runtime.build_deliverer(settings, db, clock=system_clock)
     try:
-        running = runtime.build_worker(settings, db, clock=system_clock)
+        running = runtime.build_worker(settings, db, clock=system_clock, on_finished=deliverer.wake)
     except KinemaError as error:
         fail(error.message)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
+    deliverer.start()
     running.start()
     stop.wait()
     running.stop()
+    deliverer.stop()

@@ -15,7 +15,7 @@ from sqlalchemy import delete, select, update
 from kinema.domain.task import TaskState
 from kinema.storage.base import BlobStore
 from kinema.store.database import Database
-from kinema.store.schema import idempotency_keys, tasks, uploads
+from kinema.store.schema import callback_attempts, callback_deliveries, idempotency_keys, tasks, uploads
 
 BATCH = 200
 _FINISHED = (TaskState.SUCCESS.value, TaskState.FAIL.value)
@@ -99,8 +99,14 @@ def _sweep_tasks(db: Database, store: BlobStore, finished_before: int, now: int,
     for task_id, account_id in rows:
         _delete_task_files(store, account_id, task_id)
     if rows:
+        task_ids = [row.id for row in rows]
         with db.write() as connection:
-            connection.execute(delete(tasks).where(tasks.c.id.in_([row.id for row in rows])))
+            deliveries = select(callback_deliveries.c.id).where(callback_deliveries.c.task_id.in_(task_ids))
+            connection.execute(
+                delete(callback_attempts).where(callback_attempts.c.delivery_id.in_(deliveries))
+            )
+            connection.execute(delete(callback_deliveries).where(callback_deliveries.c.task_id.in_(task_ids)))
+            connection.execute(delete(tasks).where(tasks.c.id.in_(task_ids)))
     return len(rows)
 
 

@@ -149,3 +149,47 @@ server_secrets = Table(
     Column("value", String(200), nullable=False),
     Column("created_at", BigInteger, nullable=False),
 )
+
+webhook_secrets = Table(
+    "webhook_secrets",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("account_id", String(32), ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("secret", String(100), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    #: A rotated-out secret still signs (beside the new one) for a while, so receivers can switch.
+    Column("retired_at", BigInteger, nullable=True),
+)
+
+callback_deliveries = Table(
+    "callback_deliveries",
+    metadata,
+    #: Also the ``webhook-id`` header: receivers deduplicate on it.
+    Column("id", String(40), primary_key=True),
+    Column("task_id", String(32), nullable=False, index=True),
+    Column("account_id", String(32), ForeignKey("accounts.id"), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("next_attempt_at", BigInteger, nullable=False),
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_expires_at", BigInteger, nullable=True),
+    Column("last_error", Text, nullable=False, server_default=""),
+    Column("created_at", BigInteger, nullable=False),
+    Column("delivered_at", BigInteger, nullable=True),
+    CheckConstraint("state IN ('pending', 'delivered', 'failed')", name="state_known"),
+    Index("ix_callback_deliveries_state_next_attempt_at", "state", "next_attempt_at"),
+)
+
+callback_attempts = Table(
+    "callback_attempts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("delivery_id", String(40), ForeignKey("callback_deliveries.id"), nullable=False, index=True),
+    Column("number", Integer, nullable=False),
+    Column("started_at", BigInteger, nullable=False),
+    #: The receiver's HTTP status; null when no answer came (refused address, timeout, network).
+    Column("status", Integer, nullable=True),
+    Column("latency_ms", Integer, nullable=False),
+    Column("error", Text, nullable=False, server_default=""),
+)

@@ -23,6 +23,7 @@ from kinema.domain.errors import InvalidInput
 from kinema.domain.task import FailCode, Task, TaskState
 from kinema.store.database import Database
 from kinema.store.schema import accounts, tasks
+from kinema.tasks.outbox import enqueue_callback
 
 
 class Stage(StrEnum):
@@ -247,9 +248,9 @@ def mark_ready(db: Database, claim: Claim, input_key: str | None, now: int) -> b
 
 
 def finish_success(db: Database, claim: Claim, result: Mapping[str, str], now: int) -> bool:
-    """Record the result; the reserved credits are kept. False if the claim was lost."""
+    """Record the result and queue the callback; the credits stay spent. False if the claim was lost."""
     with db.write() as connection:
-        outcome = connection.execute(
+        row = connection.execute(
             update(tasks)
             .where(_held(claim.task.id, claim.attempt), tasks.c.state == TaskState.GENERATING.value)
             .values(
@@ -261,8 +262,13 @@ def finish_success(db: Database, claim: Claim, result: Mapping[str, str], now: i
                 updated_at=now,
                 completed_at=now,
             )
-        )
-        return outcome.rowcount == 1
+            .returning(tasks.c.id, tasks.c.account_id, tasks.c.callback_url)
+        ).first()
+        if row is None:
+            return False
+        if row.callback_url:
+            enqueue_callback(connection, row.id, row.account_id, row.callback_url, now)
+        return True
 
 
 def finish_failure(db: Database, claim: Claim, code: FailCode, message: str, now: int) -> bool:
@@ -374,7 +380,7 @@ def _held(task_id: str, attempt: int) -> Any:
 def _fail(
     connection: Connection, condition: Any, code: FailCode, message: str, now: int, lapses: int | None = None
 ) -> bool:
-    """Fail the one unfinished task matching `condition` and refund it, once."""
+    """Fail the one unfinished task matching `condition`, refund it and queue its callback, once."""
     values: dict[str, Any] = {
         "state": TaskState.FAIL.value,
         "fail_code": code.value,
@@ -390,11 +396,13 @@ def _fail(
         update(tasks)
         .where(condition, _unfinished())
         .values(**values)
-        .returning(tasks.c.id, tasks.c.account_id, tasks.c.price)
+        .returning(tasks.c.id, tasks.c.account_id, tasks.c.price, tasks.c.callback_url)
     ).first()
     if row is None:
         return False
     credits.refund(connection, row.account_id, row.id, int(row.price), now)
+    if row.callback_url:
+        enqueue_callback(connection, row.id, row.account_id, row.callback_url, now)
     return True
 
 

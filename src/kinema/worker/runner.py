@@ -111,6 +111,7 @@ class Worker:
         cancels: CancelSignals | None = None,
         metrics: WorkerMetrics | None = None,
         own_files: OwnFiles | None = None,
+        on_finished: Callable[[], None] | None = None,
     ) -> None:
         self.db = db
         self.engine = engine
@@ -122,6 +123,8 @@ class Worker:
         self.cancels = cancels or CancelSignals()
         self.metrics = metrics or WorkerMetrics(CollectorRegistry())
         self.own_files = own_files
+        #: Called after a task ends, so its callback goes out without waiting for a poll.
+        self.on_finished = on_finished or (lambda: None)
         self.id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -212,6 +215,8 @@ class Worker:
                 log.info("task %s requeued: its worker stopped answering", task_id)
             for task_id in reaped.failed:
                 log.info("task %s fail (reaped)", task_id)
+            if reaped.failed:
+                self.on_finished()
             if reaped.requeued:
                 self.wakeup.notify()
 
@@ -360,6 +365,7 @@ class Worker:
         if lifecycle.finish_success(self.db, claim, keys, self.clock()):
             log.info("task %s success", task.id)
             self.metrics.finished.labels("success").inc()
+            self._finished()
         else:
             # A newer attempt owns the task now; this one's files are nobody's.
             self.store.delete_prefix(prefix)
@@ -380,6 +386,12 @@ class Worker:
         if lifecycle.finish_failure(self.db, claim, code, message, self.clock()):
             log.info("task %s fail %s: %s", claim.task.id, code.value, message)
             self.metrics.finished.labels(f"fail_{code.value}").inc()
+            self._finished()
+
+    def _finished(self) -> None:
+        self.on_finished()
+        # A running slot of the account is free again: a held task may go.
+        self.wakeup.notify()
 
     def _should_stop(self, task: Task, watch: _Watch) -> bool:
         return watch.stop.is_set() or self._stopping.is_set() or self._past_deadline(task)

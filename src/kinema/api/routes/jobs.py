@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
@@ -18,7 +21,6 @@ from starlette.concurrency import run_in_threadpool
 from kinema.accounts.keys import Caller
 from kinema.api.auth import CallerDep, ServicesDep
 from kinema.api.envelope import ok
-from kinema.api.records import task_record
 from kinema.api.services import Services
 from kinema.catalog import TaskRequest, validate_create_task
 from kinema.domain.errors import FeatureDisabled, InvalidInput, KinemaError, Maintenance
@@ -27,6 +29,8 @@ from kinema.media.intake import decode_image
 from kinema.media.types import EXTENSIONS
 from kinema.tasks import idempotency, lifecycle
 from kinema.tasks.lifecycle import NewTask
+from kinema.tasks.records import task_record
+from kinema.webhooks import history
 
 log = logging.getLogger("kinema.tasks")
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
@@ -182,17 +186,18 @@ def list_tasks(
     return ok({"tasks": [_record(found, task, held=held) for task in page], "nextCursor": next_cursor})
 
 
-class CancelBody(BaseModel):
+class TaskReference(BaseModel):
     taskId: str  # noqa: N815 - the wire's name
 
 
 @router.post("/cancel", summary="Cancel a task")
-def cancel(found: ServicesDep, who: CallerDep, body: CancelBody) -> dict[str, Any]:
+def cancel(found: ServicesDep, who: CallerDep, body: TaskReference) -> dict[str, Any]:
     """A task not yet running fails at once with code 499 and is refunded; a running one stops
     at the engine's next frame."""
     task = lifecycle.cancel_task(found.db, who.account_id, body.taskId, found.clock())
     if task.state is TaskState.FAIL:
         log.info("task %s fail 499: canceled by the owner", task.id)
+        found.deliverer_wake()
     else:
         found.cancels.cancel(task.id)
     return ok(_record(found, task))
@@ -219,3 +224,112 @@ def _read_cursor(cursor: str) -> tuple[int, str]:
         return int(created_at), task_id
     except (ValueError, binascii.Error, UnicodeDecodeError) as error:
         raise InvalidInput("cursor is not one this server gave out") from error
+
+
+STREAM_POLL_S = 0.25
+STREAM_KEEPALIVE_S = 15.0
+
+
+def _streamed_task(
+    found: ServicesDep, who: CallerDep, task_id: Annotated[str | None, Query(alias="taskId")] = None
+) -> dict[str, Any]:
+    """The task to stream, checked before the stream starts (errors come as the usual envelope)."""
+    if not task_id:
+        raise BadRequest("taskId parameter is required")
+    record = _current(found, who, task_id)
+    if record is None:
+        raise InvalidInput(RECORD_NOT_FOUND)
+    return record
+
+
+@router.get(
+    "/stream",
+    summary="Live state and progress of a task (Server-Sent Events)",
+    response_class=EventSourceResponse,
+)
+async def stream(
+    found: ServicesDep, who: CallerDep, record: Annotated[dict[str, Any], Depends(_streamed_task)]
+) -> AsyncIterator[ServerSentEvent]:
+    """One ``state`` event each time the state or progress changes, then a ``record`` event with
+    the whole recordInfo data once the task has ended, and the stream closes."""
+    task_id = record["taskId"]
+    last: tuple[str, int] | None = None
+    quiet_s = 0.0
+    while True:
+        seen = (record["state"], record["progress"])
+        if seen != last:
+            last = seen
+            quiet_s = 0.0
+            yield ServerSentEvent(
+                event="state", data={"taskId": task_id, "state": seen[0], "progress": seen[1]}
+            )
+        if record["state"] in (TaskState.SUCCESS.value, TaskState.FAIL.value):
+            yield ServerSentEvent(event="record", data=record)
+            return
+        if quiet_s >= STREAM_KEEPALIVE_S:
+            quiet_s = 0.0
+            yield ServerSentEvent(comment="keep-alive")
+        await asyncio.sleep(STREAM_POLL_S)
+        quiet_s += STREAM_POLL_S
+        current = await run_in_threadpool(_current, found, who, task_id)
+        if current is None:  # deleted under us (retention)
+            return
+        record = current
+
+
+def _current(found: Services, who: Caller, task_id: str) -> dict[str, Any] | None:
+    with found.db.read() as connection:
+        task = lifecycle.get_task(connection, task_id, who.account_id)
+        held = task is not None and task.state is TaskState.QUEUING and _at_cap(found, connection, who)
+    return None if task is None else _record(found, task, held=held)
+
+
+@router.get("/callbacks", summary="The callback deliveries of a task and their attempts")
+def callbacks(
+    found: ServicesDep, who: CallerDep, task_id: Annotated[str | None, Query(alias="taskId")] = None
+) -> dict[str, Any]:
+    if not task_id:
+        raise BadRequest("taskId parameter is required")
+    with found.db.read() as connection:
+        task = lifecycle.get_task(connection, task_id, who.account_id)
+        if task is None:
+            raise InvalidInput(RECORD_NOT_FOUND)
+        deliveries = history.deliveries_of(connection, task_id)
+    return ok(
+        {
+            "taskId": task_id,
+            "callBackUrl": task.callback_url or "",
+            "deliveries": [
+                {
+                    "webhookId": delivery.id,
+                    "url": delivery.url,
+                    "state": delivery.state,
+                    "createTime": delivery.created_at,
+                    "deliveredTime": delivery.delivered_at,
+                    "nextAttemptTime": delivery.next_attempt_at,
+                    "attempts": [
+                        {
+                            "number": attempt.number,
+                            "time": attempt.started_at,
+                            "status": attempt.status,
+                            "latencyMs": attempt.latency_ms,
+                            "error": attempt.error,
+                        }
+                        for attempt in delivery.attempts
+                    ],
+                }
+                for delivery in deliveries
+            ],
+        }
+    )
+
+
+@router.post("/callbacks/redeliver", summary="Send a finished task's callback again")
+def redeliver(found: ServicesDep, who: CallerDep, body: TaskReference) -> dict[str, Any]:
+    with found.db.write() as connection:
+        task = lifecycle.get_task(connection, body.taskId, who.account_id)
+        if task is None:
+            raise InvalidInput(RECORD_NOT_FOUND)
+        delivery_id = history.redeliver(connection, task, found.clock())
+    found.deliverer_wake()
+    return ok({"webhookId": delivery_id})
