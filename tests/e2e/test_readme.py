@@ -13,9 +13,16 @@ import av
 import cv2
 import httpx
 import pytest
+from standardwebhooks import WebhookVerificationError
 from tests.conftest import textured_image
 from tests.support.api import Api
+from tests.support.callbacks import finished_task, make_deliverer
+from tests.support.clock import FakeClock
+from tests.support.http import callback_receiver
 from tests.support.process import Served, kinema, serve, service_env
+
+from kinema.store.database import Database
+from kinema.webhooks import secrets
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
@@ -106,3 +113,24 @@ def test_upload_example(served: tuple[Served, str], tmp_path: Path, sample_jpeg:
             }
         )
         assert api.wait_state(task_id, "success", "fail", timeout_s=120)["state"] == "success"
+
+
+def test_callback_receiver_example(tmp_path: Path, database_url: str) -> None:
+
+
+    example = next(block for block in _blocks(README, "python") if "def verify" in block)
+    db = Database(database_url)
+    clock = FakeClock()
+    with callback_receiver() as receiver:
+        account_id, task_id = finished_task(db, clock, receiver.url)
+        with db.write() as connection:
+            secret = secrets.ensure_secret(connection, account_id, clock())
+        assert make_deliverer(db, clock).run_once()
+    db.dispose()
+    namespace: dict[str, object] = {}
+    exec(compile(example.replace('"whsec_..."', repr(secret)), str(README), "exec"), namespace)
+    verify = namespace["verify"]
+    (request,) = receiver.received
+    assert verify(request.body, request.headers)["data"]["taskId"] == task_id  # type: ignore[operator]
+    with pytest.raises(WebhookVerificationError):
+        verify(request.body.replace(b"success", b"failure"), request.headers)  # type: ignore[operator]

@@ -10,7 +10,7 @@ import av
 import httpx
 import pytest
 from tests.support.api import Api, seed_body
-from tests.support.http import ImageHost
+from tests.support.http import ImageHost, callback_receiver
 from tests.support.polling import wait_for
 from tests.support.process import kinema, serve, service_env
 
@@ -134,3 +134,35 @@ def _account_of(db: Database, task_id: str) -> str:
         task = lifecycle.get_task(connection, task_id)
     assert task is not None
     return task.account_id
+
+
+def test_a_callback_survives_a_crash_between_finish_and_delivery(
+    tmp_path: Path, database_url: str, image_server: ImageHost, sample_jpeg: bytes
+) -> None:
+    data_dir = tmp_path / "data"
+    image_url = image_server.add("/knights.jpg", sample_jpeg)
+    settings = {
+        "KINEMA_ALLOW_PRIVATE_URLS": "true",
+        "KINEMA_CALLBACK_TIMEOUT_SECONDS": "3",
+        "KINEMA_CALLBACK_RETRY_SCHEDULE": "[0.5]",
+    }
+    with callback_receiver(["hang"]) as receiver:
+        with serve(data_dir, database_url, **settings) as served:
+            key = _new_key(data_dir, database_url)
+            with httpx.Client(base_url=served.base_url, timeout=30) as client:
+                api = Api(client, key)
+                task_id = api.create(seed_body(image_url, resolution="768P") | {"callBackUrl": receiver.url})
+                api.wait_state(task_id, "success", timeout_s=120)
+                # The task has ended and its callback is on its way, held by the receiver.
+                wait_for(lambda: len(receiver.received) == 1, 30, "the first attempt")
+            served.kill()
+
+        with serve(data_dir, database_url, **settings) as served:
+            wait_for(lambda: len(receiver.accepted()) == 1, 60, "the callback after the restart")
+            with httpx.Client(base_url=served.base_url, timeout=30) as client:
+                answer = Api(client, key).get("/api/v1/jobs/callbacks", taskId=task_id)["data"]
+    assert len({request.headers["webhook-id"] for request in receiver.received}) == 1
+    assert json.loads(receiver.accepted()[0].body)["data"]["taskId"] == task_id
+    (delivery,) = answer["deliveries"]
+    assert delivery["state"] == "delivered"
+    assert delivery["attempts"][-1]["status"] == 200

@@ -54,3 +54,71 @@ def image_host() -> Iterator[ImageHost]:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+@dataclass
+class Received:
+    """One request a receiver got."""
+
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class CallbackReceiver:
+    """Answers each callback with the next scripted behaviour, then 200 for ever.
+
+    A behaviour is an HTTP status, or ``"hang"``: hold the request until the receiver closes
+    (longer than any test's callback timeout), as a stuck receiver would.
+    """
+
+    script: list[int | str] = field(default_factory=list)
+    received: list[Received] = field(default_factory=list)
+    url: str = ""
+    closing: threading.Event = field(default_factory=threading.Event)
+
+    def accepted(self) -> list[Received]:
+        return [
+            request for request, answer in zip(self.received, self._answers, strict=False) if answer == 200
+        ]
+
+    _answers: list[int | str] = field(default_factory=list)
+
+
+@contextmanager
+def callback_receiver(script: list[int | str] | None = None) -> Iterator[CallbackReceiver]:
+    receiver = CallbackReceiver(script=list(script or []))
+    lock = threading.Lock()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            with lock:
+                behaviour = receiver.script.pop(0) if receiver.script else 200
+                receiver.received.append(Received({k.lower(): v for k, v in self.headers.items()}, body))
+                receiver._answers.append(behaviour)
+            if behaviour == "hang":
+                receiver.closing.wait(30)
+                return
+            status = int(behaviour)
+            self.send_response(status)
+            if 300 <= status < 400:
+                self.send_header("Location", "http://127.0.0.1:9/elsewhere")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    receiver.url = f"http://127.0.0.1:{server.server_address[1]}/hooks/kinema"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield receiver
+    finally:
+        receiver.closing.set()
+        server.shutdown()
+        server.server_close()
+        thread.join()
