@@ -57,6 +57,10 @@ def test_keys_and_credits_commands(tmp_path: Path, database_url: str) -> None:
     assert added.stdout.strip() == "75"
     assert kinema("credits", "add", key, "-100", env=env).returncode == 1
 
+    secret = kinema("webhooks", "secret", "create", key, env=env)
+    assert secret.returncode == 0, secret.stderr
+    assert secret.stdout.strip().startswith("whsec_")
+
     port = free_port()
     with (
         serve(tmp_path / "data", database_url, port=port) as served,
@@ -64,6 +68,7 @@ def test_keys_and_credits_commands(tmp_path: Path, database_url: str) -> None:
     ):
         api = Api(client, key)
         assert api.balance() == 75
+        assert api.get("/api/v1/webhooks/secret")["data"]["secret"] == secret.stdout.strip()
         revoked = kinema("keys", "revoke", key[:10], env=env)
         assert revoked.returncode == 0, revoked.stderr
         assert api.get("/api/v1/chat/credit")["code"] == 401
