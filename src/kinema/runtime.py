@@ -5,15 +5,20 @@ from __future__ import annotations
 import os
 import secrets
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
+from limits import parse as parse_limit
 from prometheus_client import CollectorRegistry
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
 from kinema.domain.clock import Clock
+from kinema.domain.errors import EngineUnavailable
 from kinema.engines.base import Engine
+from kinema.engines.diffusers.config import DiffusersConfig
+from kinema.engines.minimax_config import MinimaxConfig
 from kinema.engines.registry import load_engine
+from kinema.engines.routing import EngineRouter
 from kinema.files.retention import RetentionPolicy
 from kinema.files.uploads import UploadRules
 from kinema.media.fetch import FetchPolicy, SafeFetcher
@@ -22,6 +27,7 @@ from kinema.storage.local import LocalBlobStore
 from kinema.storage.own import OwnFiles
 from kinema.storage.signing import LinkSigner
 from kinema.store.database import Database
+from kinema.store.gate import SqlRateGate
 from kinema.store.schema import server_secrets
 from kinema.webhooks.deliverer import Deliverer, DeliveryOptions
 from kinema.worker.runner import Worker, WorkerMetrics, WorkerOptions
@@ -109,10 +115,50 @@ def build_deliverer(settings: Settings, db: Database, *, clock: Clock) -> Delive
     )
 
 
-def ready_engine(settings: Settings) -> Engine:
-    engine = load_engine(settings.engine)
-    engine.setup()
-    return engine
+def engine_router(settings: Settings) -> EngineRouter:
+    return EngineRouter(settings.engine, dict(settings.model_engines))
+
+
+def engine_config(settings: Settings, name: str, db: Database, clock: Clock) -> object | None:
+    """The configuration an engine takes, from the settings; None for engines that take none."""
+    if name == "minimax":
+        if settings.minimax_api_key is None:
+            raise EngineUnavailable("the minimax engine needs KINEMA_MINIMAX_API_KEY")
+        limit = parse_limit(settings.minimax_rate_limit)
+        window_ms = limit.get_expiry() * 1000
+        return MinimaxConfig(
+            api_key=settings.minimax_api_key.get_secret_value(),
+            base_url=settings.minimax_base_url.rstrip("/"),
+            poll_s=settings.minimax_poll_seconds,
+            models=dict(settings.minimax_models),
+            gate=SqlRateGate(db, "minimax", limit.amount, window_ms, clock),
+        )
+    if name == "diffusers":
+        return DiffusersConfig(
+            model=settings.diffusers_model,
+            weights_dir=settings.diffusers_weights_dir,
+            offload=settings.diffusers_offload,
+            vae_tiling=settings.diffusers_vae_tiling,
+            steps=settings.diffusers_steps,
+            seed=settings.diffusers_seed,
+        )
+    return None
+
+
+def load_engines(
+    settings: Settings, db: Database, clock: Clock, *, default: Engine | None = None
+) -> dict[str, Engine]:
+    """Every engine the settings route a model to, constructed but not set up.
+
+    `default`, when given, stands in for the default engine (tests use an instant one).
+    """
+    engines: dict[str, Engine] = {}
+    for name in engine_router(settings).names:
+        if name == settings.engine and default is not None:
+            engines[name] = default
+        else:
+            engines[name] = load_engine(name, engine_config(settings, name, db, clock))
+    return engines
 
 
 def build_worker(
@@ -120,7 +166,7 @@ def build_worker(
     db: Database,
     *,
     clock: Clock,
-    engine: Engine | None = None,
+    engines: Mapping[str, Engine] | None = None,
     wakeup: Wakeup | None = None,
     cancels: CancelSignals | None = None,
     registry: CollectorRegistry | None = None,
@@ -130,9 +176,14 @@ def build_worker(
     own_files = OwnFiles(
         settings.public_url, store, link_signer(settings, db, clock()), lambda: clock() // 1000
     )
+    if engines is None:
+        engines = load_engines(settings, db, clock)
+        for engine in engines.values():
+            engine.setup()
     return Worker(
         db,
-        engine or ready_engine(settings),
+        engines,
+        engine_router(settings),
         store,
         SafeFetcher(fetch_policy(settings)),
         worker_options(settings),

@@ -8,7 +8,7 @@ settings, so they all act on the same database and files.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -30,12 +30,35 @@ class Settings(BaseSettings):
 
     # Generation.
     engine: str = "motion"
+    model_engines: dict[str, str] = Field(default_factory=dict)
     workers: Annotated[int, Field(ge=0)] = 1
     max_running_per_account: Annotated[int, Field(ge=1)] = 2
     task_timeout_seconds: Positive = 3600
     lease_seconds: Positive = 30
     max_attempts: Annotated[int, Field(ge=1)] = 3
     poll_seconds: Positive = 1.0
+
+    # The minimax engine: Hailuo through MiniMax's API.
+    minimax_api_key: SecretStr | None = None
+    minimax_base_url: str = "https://api.minimax.io"
+    minimax_poll_seconds: Positive = 10
+    minimax_rate_limit: str = "5/minute"
+    minimax_models: dict[str, str] = Field(
+        default_factory=lambda: {
+            "hailuo/2-3-image-to-video-standard": "MiniMax-Hailuo-2.3",
+            "hailuo/2-3-image-to-video-pro": "MiniMax-Hailuo-2.3",
+            "hailuo/02-image-to-video-standard": "MiniMax-Hailuo-02",
+            "hailuo/02-text-to-video-standard": "MiniMax-Hailuo-02",
+        }
+    )
+
+    # The diffusers engine: open-weight models on a GPU.
+    diffusers_model: Literal["wan", "ltx"] = "wan"
+    diffusers_weights_dir: Path | None = None
+    diffusers_offload: Literal["none", "model", "group"] = "none"
+    diffusers_vae_tiling: bool = False
+    diffusers_steps: Annotated[int, Field(ge=1)] = 30
+    diffusers_seed: int | None = None
 
     # Inputs.
     allow_private_urls: bool = False
@@ -83,7 +106,7 @@ class Settings(BaseSettings):
             raise ValueError("must be an absolute http or https URL")
         return value.rstrip("/")
 
-    @field_validator("create_task_rate_limit", "record_info_rate_limit")
+    @field_validator("create_task_rate_limit", "record_info_rate_limit", "minimax_rate_limit")
     @classmethod
     def _rate_limit_parses(cls, value: str) -> str:
         from limits import parse

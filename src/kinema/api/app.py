@@ -25,7 +25,6 @@ from kinema.api.services import Services
 from kinema.catalog import PriceTable, default_catalog
 from kinema.domain.clock import Clock, system_clock
 from kinema.engines.base import Engine
-from kinema.engines.registry import load_engine
 from kinema.settings import Settings
 from kinema.storage.own import OwnFiles
 from kinema.worker.runner import Worker
@@ -35,12 +34,12 @@ log = logging.getLogger("kinema.api")
 
 
 def create_app(settings: Settings, *, clock: Clock = system_clock, engine: Engine | None = None) -> FastAPI:
-    """The whole service as an ASGI app. `engine` overrides the one the settings name."""
+    """The whole service as an ASGI app. `engine` stands in for the default engine the settings name."""
     db = runtime.open_database(settings)
     store = runtime.open_store(settings)
     catalog = default_catalog()
     registry = CollectorRegistry()
-    chosen = engine or load_engine(settings.engine)
+    engines = runtime.load_engines(settings, db, clock, default=engine)
     signer = runtime.link_signer(settings, db, clock())
     deliverer = runtime.build_deliverer(settings, db, clock=clock)
     found = Services(
@@ -50,7 +49,8 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, engine: Engin
         signer=signer,
         catalog=catalog,
         prices=PriceTable.from_config(catalog, settings.prices),
-        engine=chosen.info,
+        engines={name: loaded.info for name, loaded in engines.items()},
+        router=runtime.engine_router(settings),
         limits=RateLimits(
             settings.rate_limit_storage_url, settings.create_task_rate_limit, settings.record_info_rate_limit
         ),
@@ -69,12 +69,13 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, engine: Engin
         worker: Worker | None = None
         deliverer.start()
         if settings.workers > 0:
-            chosen.setup()
+            for loaded in engines.values():
+                loaded.setup()
             worker = runtime.build_worker(
                 settings,
                 db,
                 clock=clock,
-                engine=chosen,
+                engines=engines,
                 wakeup=found.wakeup,
                 cancels=found.cancels,
                 registry=registry,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from fastapi import Request
@@ -12,6 +12,7 @@ from kinema.api.ratelimit import RateLimits
 from kinema.catalog import Catalog, PriceTable
 from kinema.domain.clock import Clock
 from kinema.engines.base import EngineInfo
+from kinema.engines.routing import EngineRouter
 from kinema.files.uploads import UploadRules
 from kinema.settings import Settings
 from kinema.storage.base import BlobStore
@@ -29,7 +30,8 @@ class Services:
     signer: LinkSigner
     catalog: Catalog
     prices: PriceTable
-    engine: EngineInfo
+    engines: Mapping[str, EngineInfo]
+    router: EngineRouter
     limits: RateLimits
     wakeup: Wakeup
     cancels: CancelSignals
@@ -41,6 +43,9 @@ class Services:
 
     def now_s(self) -> int:
         return self.clock() // 1000
+
+    def engine_for(self, model: str) -> EngineInfo:
+        return self.engines[self.router.name_for(model)]
 
 
 def services(request: Request) -> Services:

@@ -40,6 +40,15 @@ class EngineUnavailable(KinemaError):
     code = 505
 
 
+class EngineMisconfigured(KinemaError):
+    """The engine cannot work at all as configured (a refused upstream key, missing weights).
+
+    Tasks fail with code 500 and the service reports itself degraded until it is fixed.
+    """
+
+    code = 500
+
+
 class Unauthorized(KinemaError):
     """The API key is missing, malformed, unknown or revoked."""
 

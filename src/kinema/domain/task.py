@@ -55,6 +55,7 @@ class Task:
     completed_at: int | None
     deadline_at: int
     input_key: str | None  #: Blob key of the fetched, checked input image.
+    engine_state: dict[str, str] | None = None  #: Saved by a remote engine to resume its job.
 
     @property
     def credits_consumed(self) -> int:

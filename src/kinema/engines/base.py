@@ -9,7 +9,7 @@ when asked to.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -51,7 +51,13 @@ class GenerationJob:
     video_path: Path  #: Where the MP4 goes; the stills go beside it (see below).
     fps: int = DEFAULT_FPS
     seed: int = 0
-    options: dict[str, str] = field(default_factory=dict)  #: Engine-specific extras, e.g. a model.
+    options: dict[str, str] = field(default_factory=dict)  #: Engine-specific extras.
+    model: str = ""  #: The catalog model asked for; an engine that serves several may map it.
+    #: What the engine saved (`save_state`) during an earlier attempt at the same task: a remote
+    #: engine finds its upstream job here and resumes it instead of submitting again.
+    resume: Mapping[str, str] = field(default_factory=dict)
+    #: Persists engine state at once (before returning), for `resume` after a crash.
+    save_state: Callable[[Mapping[str, str]], None] = field(default=lambda _state: None, compare=False)
 
     @property
     def frame_count(self) -> int:
@@ -89,6 +95,14 @@ class GenerationResult:
     @property
     def duration_s(self) -> float:
         return self.frames / self.fps
+
+
+class RateGate(Protocol):
+    """A limit on calls to an upstream, shared by every worker (see `kinema.store.gate`)."""
+
+    def wait_turn(self, should_stop: Callable[[], bool], sleep: Callable[[float], bool]) -> bool:
+        """Wait for a turn (True), or give up when `should_stop` (False)."""
+        ...
 
 
 class Engine(Protocol):

@@ -19,6 +19,8 @@ class EngineEntry:
 
 ENGINES: dict[str, EngineEntry] = {
     "motion": EngineEntry("kinema.engines.motion.engine:MotionEngine"),
+    "minimax": EngineEntry("kinema.engines.minimax:MinimaxEngine"),
+    "diffusers": EngineEntry("kinema.engines.diffusers.engine:DiffusersEngine", extra="diffusers"),
 }
 
 
@@ -26,8 +28,11 @@ def engine_names() -> list[str]:
     return sorted(ENGINES)
 
 
-def load_engine(name: str) -> Engine:
-    """Import and construct the engine called `name`; `setup` is left to the caller."""
+def load_engine(name: str, config: object | None = None) -> Engine:
+    """Import and construct the engine called `name` (with its `config`, if it takes one).
+
+    `setup` is left to the caller.
+    """
     entry = ENGINES.get(name)
     if entry is None and ":" in name:
         # A plugin outside this package, named by where it lives.
@@ -49,5 +54,5 @@ def load_engine(name: str) -> Engine:
     factory = getattr(module, class_name, None)
     if factory is None:
         raise EngineUnavailable(f"{module_name} has no engine called {class_name!r}")
-    engine: Engine = factory()
+    engine: Engine = factory() if config is None else factory(config)
     return engine

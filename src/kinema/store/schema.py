@@ -89,6 +89,8 @@ tasks = Table(
     Column("lease_expires_at", BigInteger, nullable=True),
     Column("cancel_requested", Boolean, nullable=False, server_default=text("false")),
     Column("input_key", Text, nullable=True),
+    #: What the engine saved for resuming (a remote engine's upstream job id), JSON.
+    Column("engine_state", Text, nullable=True),
     #: When retention deleted the result files; the record stays until its own retention.
     Column("files_purged_at", BigInteger, nullable=True),
     Column("created_at", BigInteger, nullable=False),
@@ -140,6 +142,18 @@ workers = Table(
     Column("engine", String(100), nullable=False),
     Column("started_at", BigInteger, nullable=False),
     Column("seen_at", BigInteger, nullable=False, index=True),
+    #: Why the worker's engine cannot work (a refused upstream key, say); empty when it can.
+    Column("degraded", Text, nullable=False, server_default=""),
+)
+
+rate_events = Table(
+    "rate_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    #: Which limit: one name per upstream, shared by every worker.
+    Column("name", String(64), nullable=False),
+    Column("at", BigInteger, nullable=False),
+    Index("ix_rate_events_name_at", "name", "at"),
 )
 
 server_secrets = Table(

@@ -230,6 +230,17 @@ def heartbeat(
     return Pulse(owned=True, cancel_requested=bool(row.cancel_requested))
 
 
+def save_engine_state(db: Database, claim: Claim, state: Mapping[str, str], now: int) -> bool:
+    """Keep what the engine needs to resume this task; False if the claim was lost."""
+    with db.write() as connection:
+        result = connection.execute(
+            update(tasks)
+            .where(_held(claim.task.id, claim.attempt))
+            .values(engine_state=json.dumps(dict(state), separators=(",", ":")), updated_at=now)
+        )
+        return result.rowcount == 1
+
+
 def mark_ready(db: Database, claim: Claim, input_key: str | None, now: int) -> bool:
     """An intake finished: the task joins the queue. False if the claim was lost meanwhile."""
     with db.write() as connection:
@@ -429,4 +440,5 @@ def _to_task(row: RowMapping) -> Task:
         completed_at=None if row["completed_at"] is None else int(row["completed_at"]),
         deadline_at=int(row["deadline_at"]),
         input_key=row["input_key"],
+        engine_state=json.loads(row["engine_state"]) if row["engine_state"] else None,
     )

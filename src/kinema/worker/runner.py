@@ -14,7 +14,7 @@ import os
 import secrets
 import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,10 +24,18 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from sqlalchemy import delete, insert, update
 
 from kinema.domain.clock import Clock
-from kinema.domain.errors import GenerationCanceled, GenerationFailed, InvalidInput, KinemaError
+from kinema.domain.errors import (
+    EngineMisconfigured,
+    EngineUnavailable,
+    GenerationCanceled,
+    GenerationFailed,
+    InvalidInput,
+    KinemaError,
+)
 from kinema.domain.task import FailCode, Task
 from kinema.domain.video import Resolution
 from kinema.engines.base import Engine, GenerationJob, GenerationResult
+from kinema.engines.routing import EngineRouter
 from kinema.files import retention
 from kinema.files.retention import RetentionPolicy, SweepReport
 from kinema.media.fetch import SafeFetcher
@@ -101,7 +109,8 @@ class Worker:
     def __init__(
         self,
         db: Database,
-        engine: Engine,
+        engines: Mapping[str, Engine],
+        router: EngineRouter,
         store: BlobStore,
         fetcher: SafeFetcher,
         options: WorkerOptions,
@@ -114,7 +123,8 @@ class Worker:
         on_finished: Callable[[], None] | None = None,
     ) -> None:
         self.db = db
-        self.engine = engine
+        self.engines = dict(engines)
+        self.router = router
         self.store = store
         self.fetcher = fetcher
         self.options = options
@@ -127,6 +137,7 @@ class Worker:
         self.on_finished = on_finished or (lambda: None)
         self.id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self._stopping = threading.Event()
+        self._degraded = ""
         self._threads: list[threading.Thread] = []
 
     # Running.
@@ -151,7 +162,7 @@ class Worker:
         log.info(
             "worker %s started: engine %s, %d generation threads",
             self.id,
-            self.engine.info.name,
+            ", ".join(self.engines),
             self.options.generation_threads,
         )
 
@@ -251,7 +262,7 @@ class Worker:
                     id=self.id,
                     hostname=socket.gethostname(),
                     pid=os.getpid(),
-                    engine=self.engine.info.name,
+                    engine=",".join(self.engines)[:100],
                     started_at=now,
                     seen_at=now,
                 )
@@ -309,12 +320,13 @@ class Worker:
         with self.store.staging() as folder, self._watched(claim) as watch:
             started = self.clock()
             try:
-                job = self._job(task, folder)
+                job = self._job(task, folder, claim)
 
                 def on_progress(done: float) -> None:
                     watch.progress = int(done * 99)
 
-                result = self.engine.generate(job, on_progress, lambda: self._should_stop(task, watch))
+                engine = self._engine_for(task)
+                result = engine.generate(job, on_progress, lambda: self._should_stop(task, watch))
             except GenerationCanceled:
                 self._stopped(claim, watch)
                 return
@@ -323,6 +335,10 @@ class Worker:
                 return
             except GenerationFailed as error:
                 self._fail(claim, FailCode.GENERATION_FAILED, error.message)
+                return
+            except EngineMisconfigured as error:
+                self._mark_degraded(error.message)
+                self._fail(claim, FailCode.INTERNAL, error.message)
                 return
             except KinemaError as error:
                 self._fail(claim, FailCode.INTERNAL, error.message)
@@ -336,7 +352,21 @@ class Worker:
                 # Still under the heartbeat: storing a large video takes a while.
                 self._finish(claim, result)
 
-    def _job(self, task: Task, folder: Path) -> GenerationJob:
+    def _engine_for(self, task: Task) -> Engine:
+        name = self.router.name_for(task.model)
+        engine = self.engines.get(name)
+        if engine is None:
+            raise EngineUnavailable(f"no {name} engine runs in this worker")
+        return engine
+
+    def _mark_degraded(self, reason: str) -> None:
+        """Tell `/readyz` (in whichever process serves it) that this worker's engine is broken."""
+        if reason != self._degraded:
+            self._degraded = reason
+            with self.db.write() as connection:
+                connection.execute(update(workers).where(workers.c.id == self.id).values(degraded=reason))
+
+    def _job(self, task: Task, folder: Path, claim: Claim) -> GenerationJob:
         image = None
         if task.input_key is not None:
             with self.store.open_read(task.input_key) as source:
@@ -349,7 +379,14 @@ class Worker:
             video_path=folder / "video.mp4",
             # The same task makes the same video on every attempt.
             seed=int(task.id[:8], 16),
+            model=task.model,
+            resume=task.engine_state or {},
+            save_state=lambda state: self._save_engine_state(claim, state),
         )
+
+    def _save_engine_state(self, claim: Claim, state: Mapping[str, str]) -> None:
+        if not lifecycle.save_engine_state(self.db, claim, state, self.clock()):
+            raise GenerationCanceled("the task is no longer this worker's")
 
     def _finish(self, claim: Claim, result: GenerationResult) -> None:
         task = claim.task
@@ -364,6 +401,8 @@ class Worker:
         self.store.put_file(keys["last_frame"], result.last_frame_path)
         if lifecycle.finish_success(self.db, claim, keys, self.clock()):
             log.info("task %s success", task.id)
+            if self._degraded:
+                self._mark_degraded("")
             self.metrics.finished.labels("success").inc()
             self._finished()
         else:

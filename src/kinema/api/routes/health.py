@@ -32,6 +32,8 @@ def readyz(found: ServicesDep) -> JSONResponse:
         checks["database"] = "ok"
         checks["migrations"] = "ok" if found.db.is_at_head() else "not at head: run `kinema migrate`"
         checks["workers"] = "ok" if live_workers(found) > 0 else "no worker has been seen recently"
+        degraded = degraded_engines(found)
+        checks["engines"] = "ok" if not degraded else "degraded: " + "; ".join(degraded)
     except Exception as error:  # readiness reports any failure; it must never raise
         checks.setdefault("database", f"unreachable: {type(error).__name__}")
     ready = all(value == "ok" for value in checks.values())
@@ -52,6 +54,16 @@ def live_workers(found: Services) -> int:
                 select(func.count()).select_from(workers).where(workers.c.seen_at >= since)
             ).scalar_one()
         )
+
+
+def degraded_engines(found: Services) -> list[str]:
+    """Why live workers' engines cannot work (a refused upstream key, say), if any."""
+    since = found.clock() - round(found.settings.lease_seconds * 1000)
+    with found.db.read() as connection:
+        reasons = connection.execute(
+            select(workers.c.degraded).where(workers.c.seen_at >= since, workers.c.degraded != "").distinct()
+        ).scalars()
+        return sorted(reasons)
 
 
 class TaskCollector(Collector):

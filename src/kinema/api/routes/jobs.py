@@ -25,6 +25,7 @@ from kinema.api.services import Services
 from kinema.catalog import TaskRequest, validate_create_task
 from kinema.domain.errors import FeatureDisabled, InvalidInput, KinemaError, Maintenance
 from kinema.domain.task import Task, TaskState
+from kinema.engines.base import EngineInfo
 from kinema.media.intake import decode_image
 from kinema.media.types import EXTENSIONS
 from kinema.tasks import idempotency, lifecycle
@@ -63,7 +64,7 @@ def _create_task(found: Services, who: Caller, raw: bytes, idempotency_key: str 
     found.limits.hit(found.limits.create_task, "create", who.account_id)
     body = _parse_body(raw)
     request = validate_create_task(body, found.catalog)
-    if request.model.capability not in found.engine.capabilities:
+    if not _can_serve(found.engine_for(request.model.name), request):
         raise FeatureDisabled()
     key = idempotency.check_key(idempotency_key) if idempotency_key is not None else None
     digest = idempotency.body_hash(body)
@@ -115,6 +116,14 @@ def _create_task(found: Services, who: Caller, raw: bytes, idempotency_key: str 
     )
     found.wakeup.notify()
     return ok({"taskId": task.id})
+
+
+def _can_serve(engine: EngineInfo, request: TaskRequest) -> bool:
+    return (
+        request.model.capability in engine.capabilities
+        and request.resolution in engine.resolutions
+        and request.duration_s in engine.durations
+    )
 
 
 def _with_own_input(found: Services, who: Caller, request: TaskRequest, new: NewTask) -> NewTask:

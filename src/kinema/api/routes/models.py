@@ -17,13 +17,15 @@ def models(found: ServicesDep) -> dict[str, Any]:
     listing = []
     for model in found.catalog:
         prices = found.prices.for_model(model.name)
+        engine = found.engine_for(model.name)
         listing.append(
             {
                 "model": model.name,
                 "description": model.description,
                 "capability": model.capability.value,
-                "available": model.capability in found.engine.capabilities,
-                "engine": found.engine.name,
+                "available": model.capability in engine.capabilities,
+                "engine": engine.name,
+                "generatesContent": engine.generates_content,
                 "input": found.catalog.json_schema(model),
                 "prices": [
                     {"duration": str(duration), "resolution": resolution.value, "credits": credits}

@@ -1,0 +1,61 @@
+"""A rate limit shared by every process on the same database: "at most N calls per window".
+
+Remote engines pass each upstream request through one (MiniMax allows 5 video requests a
+minute per account), so any number of workers, on any number of machines, stay under it
+together. The count lives in ``rate_events``; each turn is one short write transaction, which
+SQLite's write lock or a PostgreSQL advisory lock serialises.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable
+
+from sqlalchemy import delete, func, insert, select, text
+
+from kinema.domain.clock import Clock
+from kinema.store.database import Database
+from kinema.store.schema import rate_events
+
+
+class SqlRateGate:
+    def __init__(self, db: Database, name: str, limit: int, window_ms: int, clock: Clock) -> None:
+        if limit <= 0 or window_ms <= 0:
+            raise ValueError("a rate gate needs a positive limit and window")
+        self.db = db
+        self.name = name
+        self.limit = limit
+        self.window_ms = window_ms
+        self.clock = clock
+        self._lock_id = zlib.crc32(name.encode())
+
+    def try_turn(self) -> int:
+        """Take a turn now and answer 0, or answer how many ms until one may be free."""
+        now = self.clock()
+        since = now - self.window_ms
+        with self.db.write() as connection:
+            if not self.db.is_sqlite:
+                connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": self._lock_id})
+            connection.execute(
+                delete(rate_events).where(rate_events.c.name == self.name, rate_events.c.at <= since)
+            )
+            used, oldest = connection.execute(
+                select(func.count(), func.min(rate_events.c.at)).where(rate_events.c.name == self.name)
+            ).one()
+            if used < self.limit:
+                connection.execute(insert(rate_events).values(name=self.name, at=now))
+                return 0
+            return max(1, int(oldest) + self.window_ms - now)
+
+    def wait_turn(self, should_stop: Callable[[], bool], sleep: Callable[[float], bool]) -> bool:
+        """Wait until a turn is taken (True), or until `should_stop` says so (False).
+
+        `sleep(seconds)` waits and answers True if woken to stop, like `Event.wait`.
+        """
+        while not should_stop():
+            wait_ms = self.try_turn()
+            if wait_ms == 0:
+                return True
+            if sleep(min(wait_ms, 1000) / 1000):
+                return False
+        return False
