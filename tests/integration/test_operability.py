@@ -17,7 +17,8 @@ def test_healthz_and_readyz_with_a_worker(make_settings: MakeSettings) -> None:
         assert service.client.get("/healthz").status_code == 200
         ready = service.client.get("/readyz")
         assert ready.status_code == 200, ready.json()
-        assert ready.json()["data"] == {"database": "ok", "migrations": "ok", "workers": "ok", "engines": "ok"}
+        checks = ready.json()["data"]
+        assert checks == {"database": "ok", "migrations": "ok", "workers": "ok", "engines": "ok"}
 
 
 def test_readyz_without_workers_or_with_an_old_schema(make_settings: MakeSettings) -> None:

@@ -83,3 +83,16 @@ class GatedEngine:
             self.frames_done += 1
             on_progress((frame + 1) / job.frame_count)
         return _write_outputs(job)
+
+
+class TextToVideoEngine(InstantEngine):
+    """An instant engine that also makes videos from text alone, to route models to."""
+
+    info = EngineInfo(
+        name="instant-text",
+        capabilities=frozenset({Capability.TEXT_TO_VIDEO, Capability.IMAGE_TO_VIDEO}),
+        resolutions=frozenset(Resolution),
+        durations=frozenset({6, 10}),
+        generates_content=True,
+        description="Writes placeholder files at once, from text or an image.",
+    )
