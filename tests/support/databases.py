@@ -20,7 +20,6 @@ from kinema.store.database import Database, normalise_url
 
 POSTGRES_ENV = "KINEMA_TEST_POSTGRES_URL"
 DIALECTS = ("sqlite", "postgres")
-_TEMPLATE = "kinema_test_template"
 
 
 def postgres_url() -> str | None:
@@ -41,6 +40,8 @@ class PostgresTemplates:
         self.server = normalise_url(url)
         self._admin = create_engine(self.server, isolation_level="AUTOCOMMIT", pool_size=1)
         self._ready = False
+        # One template per test session, so that sessions running side by side never share one.
+        self._template = f"kinema_template_{secrets.token_hex(4)}"
 
     def _execute(self, statement: str) -> None:
         with self._admin.connect() as connection:
@@ -49,9 +50,9 @@ class PostgresTemplates:
     def _prepare(self) -> None:
         if self._ready:
             return
-        self._execute(f'DROP DATABASE IF EXISTS "{_TEMPLATE}" WITH (FORCE)')
-        self._execute(f'CREATE DATABASE "{_TEMPLATE}"')
-        template = Database(self.server.set(database=_TEMPLATE).render_as_string(hide_password=False))
+        self._execute(f'DROP DATABASE IF EXISTS "{self._template}" WITH (FORCE)')
+        self._execute(f'CREATE DATABASE "{self._template}"')
+        template = Database(self.server.set(database=self._template).render_as_string(hide_password=False))
         template.migrate()
         template.dispose()
         self._ready = True
@@ -60,7 +61,7 @@ class PostgresTemplates:
     def database(self) -> Iterator[str]:
         self._prepare()
         name = f"kinema_test_{secrets.token_hex(6)}"
-        self._execute(f'CREATE DATABASE "{name}" TEMPLATE "{_TEMPLATE}"')
+        self._execute(f'CREATE DATABASE "{name}" TEMPLATE "{self._template}"')
         try:
             yield self.server.set(database=name).render_as_string(hide_password=False)
         finally:
@@ -68,7 +69,7 @@ class PostgresTemplates:
 
     def close(self) -> None:
         if self._ready:
-            self._execute(f'DROP DATABASE IF EXISTS "{_TEMPLATE}" WITH (FORCE)')
+            self._execute(f'DROP DATABASE IF EXISTS "{self._template}" WITH (FORCE)')
         self._admin.dispose()
 
 
