@@ -81,6 +81,23 @@ def test_python_example(served: tuple[Served, str], tmp_path: Path, monkeypatch:
         assert sum(1 for _ in container.decode(video=0)) == 150
 
 
+def test_sdk_example(
+    served: tuple[Served, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sample_jpeg: bytes
+) -> None:
+    running, key = served
+    example = next(block for block in _blocks(README, "python") if "from kinema.client import" in block)
+    assert _blocks(README, "python").index(example) > 0  # the httpx example stays first
+    monkeypatch.setenv("KINEMA_BASE_URL", running.base_url)
+    monkeypatch.setenv("KINEMA_API_KEY", key)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "photo.jpg").write_bytes(sample_jpeg)
+    exec(compile(example, str(README), "exec"), {})
+    with av.open(str(tmp_path / "harbour.mp4")) as container:
+        stream = container.streams.video[0]
+        assert (stream.codec_context.name, stream.codec_context.width) == ("h264", 1366)
+        assert sum(1 for _ in container.decode(video=0)) == 150
+
+
 def test_engine_example_renders_a_video(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     guide = ROOT / "docs" / "motion-engine.md"
     example = _blocks(guide, "python")[0]
@@ -116,7 +133,6 @@ def test_upload_example(served: tuple[Served, str], tmp_path: Path, sample_jpeg:
 
 
 def test_callback_receiver_example(tmp_path: Path, database_url: str) -> None:
-
 
     example = next(block for block in _blocks(README, "python") if "def verify" in block)
     db = Database(database_url)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from kinema.cli import accounts, render, service
+from kinema.cli import accounts, client, render, service
 from kinema.cli.app import app
 
-__all__ = ["accounts", "app", "main", "render", "service"]
+__all__ = ["accounts", "app", "client", "main", "render", "service"]
 
 
 def main() -> None:

@@ -15,15 +15,17 @@ from rich.table import Table
 from kinema import runtime
 from kinema.accounts import credits as ledger
 from kinema.accounts import keys as key_store
+from kinema.cli import client as client_commands
 from kinema.cli.app import app, console, fail
 from kinema.cli.service import load_settings
+from kinema.client import DEFAULT_BASE_URL
 from kinema.domain.clock import system_clock
 from kinema.domain.errors import KinemaError
 from kinema.store.database import Database
 from kinema.webhooks import secrets as webhook_secrets
 
 keys_app = typer.Typer(help="API keys: create, list, revoke.", no_args_is_help=True)
-credits_app = typer.Typer(help="Credits of an account.", no_args_is_help=True)
+credits_app = typer.Typer(help="Credits: alone, your balance through the API; `add` changes an account's.")
 webhooks_app = typer.Typer(help="Callbacks: the secret that signs them.", no_args_is_help=True)
 secret_app = typer.Typer(help="An account's webhook secret.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
@@ -86,6 +88,17 @@ def revoke(key: Annotated[str, typer.Argument(help="The key's id, its prefix, or
     except KinemaError as error:
         fail(error.message)
     console.print(f"key {record.id} {'revoked' if changed else 'was already revoked'}", highlight=False)
+
+
+@credits_app.callback(invoke_without_command=True)
+def credits_balance(
+    context: typer.Context,
+    base_url: client_commands.BaseUrlOption = DEFAULT_BASE_URL,
+    api_key: client_commands.ApiKeyOption = None,
+) -> None:
+    """Credits of an account: alone, your balance through the API; `add` changes one on the database."""
+    if context.invoked_subcommand is None:
+        client_commands.show_balance(base_url, api_key)
 
 
 @credits_app.command("add", context_settings={"ignore_unknown_options": True})  # lets "-100" be a number
