@@ -20,3 +20,17 @@ class MinimaxConfig:
     models: Mapping[str, str]
     #: Shared by every worker: submissions and polls both take a turn.
     gate: RateGate
+    #: First wait after a network error, an HTTP 5xx or a transient upstream error; doubles
+    #: with each failure in a row, up to `retry_max_s`.
+    retry_initial_s: float = 1.0
+    retry_max_s: float = 30.0
+    #: Wait after MiniMax says "rate limited" (1002), before taking another turn on the gate.
+    rate_limited_s: float = 5.0
+    connect_timeout_s: float = 10.0
+    read_timeout_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.poll_s <= 0 or self.retry_initial_s <= 0 or self.retry_max_s < self.retry_initial_s:
+            raise ValueError("poll and retry intervals must be positive, the retry cap not below the first")
+        if self.rate_limited_s <= 0 or self.connect_timeout_s <= 0 or self.read_timeout_s <= 0:
+            raise ValueError("waits and timeouts must be positive")
