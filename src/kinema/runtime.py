@@ -27,7 +27,7 @@ from kinema.storage.local import LocalBlobStore
 from kinema.storage.own import OwnFiles
 from kinema.storage.signing import LinkSigner
 from kinema.store.database import Database
-from kinema.store.gate import SqlRateGate
+from kinema.store.gate import LocalRateGate, SqlRateGate
 from kinema.store.schema import server_secrets
 from kinema.webhooks.deliverer import Deliverer, DeliveryOptions
 from kinema.worker.runner import Worker, WorkerMetrics, WorkerOptions
@@ -119,8 +119,11 @@ def engine_router(settings: Settings) -> EngineRouter:
     return EngineRouter(settings.engine, dict(settings.model_engines))
 
 
-def engine_config(settings: Settings, name: str, db: Database, clock: Clock) -> object | None:
-    """The configuration an engine takes, from the settings; None for engines that take none."""
+def engine_config(settings: Settings, name: str, db: Database | None, clock: Clock) -> object | None:
+    """The configuration an engine takes, from the settings; None for engines that take none.
+
+    Without a database (`kinema render`), a remote engine's rate limit holds within the process.
+    """
     if name == "minimax":
         if settings.minimax_api_key is None:
             raise EngineUnavailable("the minimax engine needs KINEMA_MINIMAX_API_KEY")
@@ -131,7 +134,11 @@ def engine_config(settings: Settings, name: str, db: Database, clock: Clock) -> 
             base_url=settings.minimax_base_url.rstrip("/"),
             poll_s=settings.minimax_poll_seconds,
             models=dict(settings.minimax_models),
-            gate=SqlRateGate(db, "minimax", limit.amount, window_ms, clock),
+            gate=(
+                SqlRateGate(db, "minimax", limit.amount, window_ms, clock)
+                if db is not None
+                else LocalRateGate(limit.amount, window_ms, clock)
+            ),
         )
     if name == "diffusers":
         return DiffusersConfig(

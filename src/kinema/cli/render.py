@@ -10,7 +10,10 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
+from kinema import runtime
 from kinema.cli.app import app, console, fail
+from kinema.cli.service import load_settings
+from kinema.domain.clock import system_clock
 from kinema.domain.errors import KinemaError
 from kinema.domain.video import Resolution
 from kinema.engines.base import GenerationJob
@@ -47,7 +50,7 @@ def render(
         fail(f"cannot read {image}: {error.strerror or error}")
     try:
         decoded = decode_image(data)
-        video_engine = load_engine(engine)
+        video_engine = load_engine(engine, runtime.engine_config(load_settings(), engine, None, system_clock))
         video_engine.setup()
         job = GenerationJob(
             prompt=prompt,
@@ -56,6 +59,8 @@ def render(
             resolution=resolution,
             video_path=output,
             seed=seed,
+            # A remote engine maps the catalog's model to its own; render asks for the seed's.
+            model="hailuo/2-3-image-to-video-standard",
         )
         with Progress(
             TextColumn("[bold]rendering"),

@@ -8,7 +8,9 @@ SQLite's write lock or a PostgreSQL advisory lock serialises.
 
 from __future__ import annotations
 
+import threading
 import zlib
+from collections import deque
 from collections.abc import Callable
 
 from sqlalchemy import delete, func, insert, select, text
@@ -52,6 +54,36 @@ class SqlRateGate:
 
         `sleep(seconds)` waits and answers True if woken to stop, like `Event.wait`.
         """
+        while not should_stop():
+            wait_ms = self.try_turn()
+            if wait_ms == 0:
+                return True
+            if sleep(min(wait_ms, 1000) / 1000):
+                return False
+        return False
+
+
+class LocalRateGate:
+    """The same limit within one process, for `kinema render` where no database is involved."""
+
+    def __init__(self, limit: int, window_ms: int, clock: Clock) -> None:
+        self.limit = limit
+        self.window_ms = window_ms
+        self.clock = clock
+        self._turns: deque[int] = deque()
+        self._lock = threading.Lock()
+
+    def try_turn(self) -> int:
+        now = self.clock()
+        with self._lock:
+            while self._turns and self._turns[0] <= now - self.window_ms:
+                self._turns.popleft()
+            if len(self._turns) < self.limit:
+                self._turns.append(now)
+                return 0
+            return max(1, self._turns[0] + self.window_ms - now)
+
+    def wait_turn(self, should_stop: Callable[[], bool], sleep: Callable[[float], bool]) -> bool:
         while not should_stop():
             wait_ms = self.try_turn()
             if wait_ms == 0:

@@ -103,6 +103,15 @@ class _Watch:
     done: threading.Event = field(default_factory=threading.Event)
 
 
+def _engine_options(task: Task) -> dict[str, str]:
+    """Inputs beyond the common ones that an engine may use (MiniMax's prompt optimiser)."""
+    options: dict[str, str] = {}
+    optimizer = task.input.get("prompt_optimizer")
+    if isinstance(optimizer, bool):
+        options["prompt_optimizer"] = "true" if optimizer else "false"
+    return options
+
+
 class Worker:
     """One worker process's threads; `start` and `stop` them, or drive `run_once` in tests."""
 
@@ -173,6 +182,11 @@ class Worker:
         for thread in self._threads:
             thread.join(timeout_s)
         self._threads.clear()
+        for engine in self.engines.values():
+            # Engines holding connections (an HTTP client) may let them go.
+            close = getattr(engine, "close", None)
+            if callable(close):
+                close()
         with self.db.write() as connection:
             connection.execute(delete(workers).where(workers.c.id == self.id))
         log.info("worker %s stopped", self.id)
@@ -380,6 +394,7 @@ class Worker:
             # The same task makes the same video on every attempt.
             seed=int(task.id[:8], 16),
             model=task.model,
+            options=_engine_options(task),
             resume=task.engine_state or {},
             save_state=lambda state: self._save_engine_state(claim, state),
         )
