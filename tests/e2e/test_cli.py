@@ -11,6 +11,7 @@ from pathlib import Path
 import av
 import cv2
 from tests.conftest import textured_image
+from tests.support.minimax import API_KEY, fake_minimax
 
 KINEMA = Path(sys.executable).with_name("kinema")
 
@@ -63,3 +64,40 @@ def test_help_lists_the_options(tmp_path: Path) -> None:
     assert done.returncode == 0
     for option in ("--prompt", "--duration", "--resolution", "--seed", "--output"):
         assert option in done.stdout
+
+
+def test_render_with_the_minimax_engine(tmp_path: Path) -> None:
+    image = tmp_path / "photo.png"
+    cv2.imwrite(str(image), textured_image(800, 600))
+    with fake_minimax() as upstream:
+        env = dict(
+            os.environ,
+            COLUMNS="120",
+            NO_COLOR="1",
+            KINEMA_MINIMAX_API_KEY=API_KEY,
+            KINEMA_MINIMAX_BASE_URL=upstream.base_url,
+            KINEMA_MINIMAX_POLL_SECONDS="0.05",
+            KINEMA_MINIMAX_RATE_LIMIT="1000/minute",
+        )
+        done = subprocess.run(
+            [
+                str(KINEMA),
+                "render",
+                str(image),
+                "--prompt",
+                "[Pan left] a garden",
+                "--engine",
+                "minimax",
+                "-o",
+                "g.mp4",
+            ],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        assert len(upstream.submissions) == 1
+    with av.open(str(tmp_path / "g.mp4")) as container:
+        assert container.streams.video[0].codec_context.name == "h264"

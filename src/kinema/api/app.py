@@ -19,7 +19,18 @@ from kinema import runtime
 from kinema.api.envelope import install_error_handlers
 from kinema.api.files import files_router
 from kinema.api.ratelimit import RateLimits
-from kinema.api.routes import account, admin, health, jobs, models, samples, uploads, webhooks
+from kinema.api.routes import (
+    account,
+    admin,
+    docs,
+    health,
+    jobs,
+    models,
+    playground,
+    samples,
+    uploads,
+    webhooks,
+)
 from kinema.api.routes.health import TaskCollector
 from kinema.api.services import Services
 from kinema.catalog import PriceTable, default_catalog
@@ -95,6 +106,8 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, engine: Engin
         version=kinema.__version__,
         description="Self-hosted image-to-video generation, wire-compatible with the market-jobs API.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.services = found
     install_error_handlers(app, strict=settings.strict_http_status)
@@ -106,6 +119,8 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, engine: Engin
         models.router,
         health.router,
         samples.router,
+        docs.router,
+        playground.router,
     ):
         app.include_router(router)
     if settings.admin_token is not None:

@@ -22,6 +22,7 @@ from typing import BinaryIO
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from kinema.storage.base import BlobInfo, BlobStore, InvalidKey
 from kinema.storage.signing import LinkCheck, LinkSigner
@@ -129,9 +130,28 @@ def files_router(store: BlobStore, signer: LinkSigner, clock: Callable[[], float
             handle = store.open_read(key)
         except FileNotFoundError:
             return _error(410, "The file is no longer available")
-        return StreamingResponse(_read_span(handle, start, stop), status_code=status, headers=headers)
+        return _FileStream(handle, start, stop, status, headers)
 
     return router
+
+
+class _FileStream(StreamingResponse):
+    """Streams a span of an open file, and closes it however the response ends.
+
+    The file is opened before the status line goes out (so a vanished file is a clean 410), so
+    it must be closed here too: a player that drops the connection before the first byte never
+    starts the body's generator, whose own ``with`` would then never run.
+    """
+
+    def __init__(self, handle: BinaryIO, start: int, stop: int, status: int, headers: dict[str, str]) -> None:
+        self._handle = handle
+        super().__init__(_read_span(handle, start, stop), status_code=status, headers=headers)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._handle.close()
 
 
 def _single(request: Request, name: str) -> str | None:
