@@ -5,8 +5,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+TEST_STAMP := $(VENV)/.installed-test-stamp
 
-.PHONY: install run test lint bench lock clean
+.PHONY: install install-test run test lint bench lock clean
 
 install: $(STAMP)
 
@@ -16,12 +17,20 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/python -m pip install --quiet --constraint requirements.lock --editable '.[dev]'
 	touch $(STAMP)
 
+# The tests also run the diffusers engine, on tiny models built in code: they need its extra
+# (torch's CPU build is enough). `make run` does not, and stays on `install`.
+install-test: $(TEST_STAMP)
+
+$(TEST_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet --constraint requirements.lock --editable '.[dev,diffusers]'
+	touch $(TEST_STAMP)
+
 ## run: start the service on http://127.0.0.1:8000 with a local key and a ready example
 run: install
 	$(BIN)/kinema serve --welcome
 
 ## test: lint, type-check, check import rules, then run every test
-test: install lint
+test: install-test lint
 	$(BIN)/python -m pytest
 
 lint: install
@@ -34,9 +43,11 @@ lint: install
 bench: install
 	$(BIN)/python -m bench.motion
 
-## lock: re-pin every installed package after changing pyproject.toml
+## lock: re-pin every installed package (run after `make test` installed every extra)
+# A local version label (torch's "+cpu") is dropped: the pin then takes whichever build of
+# that version the machine installs, the CPU one here or the CUDA one on a GPU machine.
 lock:
-	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^kinema' > requirements.lock
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^kinema' | sed -E 's/\+[a-z0-9.]+$$//' > requirements.lock
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -18,3 +18,9 @@ class DiffusersConfig:
     vae_tiling: bool = False  #: Decode in tiles: less memory, a little slower.
     steps: int = 30  #: Denoising steps per clip.
     seed: int | None = None  #: None: each task's own seed (the same task, the same video).
+    #: Pixels per frame the model generates (near the output's aspect ratio, then scaled to the
+    #: output size); None: the model's native area (1280x704 for Wan 2.2, 768x512 for LTX).
+    working_pixels: int | None = None
+    #: Most frames one call of the model makes; longer videos continue from the last frame.
+    #: None: the model's native length (121 for Wan 2.2, 257 for LTX).
+    clip_frames: int | None = None
