@@ -20,7 +20,7 @@ import json
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 OK_PREFIX = b'{"code":200,'
@@ -47,8 +47,7 @@ class Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
         self.send()
 
     def send(self) -> None:
@@ -60,6 +59,15 @@ class Connection(asyncio.Protocol):
         self.transport.write(self.request)
 
     def data_received(self, data: bytes) -> None:
+        try:
+            self.read_answer(data)
+        except Exception as error:  # the loop would only log it and this connection would hang
+            if not self.finished.done():
+                self.finished.set_exception(error)
+            assert self.transport is not None
+            self.transport.abort()
+
+    def read_answer(self, data: bytes) -> None:
         self.buffer += data
         head_end = self.buffer.find(b"\r\n\r\n")
         if head_end < 0:
@@ -103,7 +111,8 @@ async def drive(spec: dict[str, Any]) -> dict[str, Any]:
         await loop.create_connection(
             lambda done=done: Connection(request, tally, done), url.hostname, url.port or 80
         )
-    await asyncio.gather(*finished)
+    deadline = float(spec["warmup_s"]) + float(spec["duration_s"]) + 60
+    await asyncio.wait_for(asyncio.gather(*finished), deadline)
 
     latencies = sorted(tally.latencies)
 
