@@ -8,7 +8,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Final
 
-from sqlalchemy import ColumnElement, Connection, insert, select, update
+from sqlalchemy import ColumnElement, Connection, bindparam, insert, select, update
 
 from kinema.domain.errors import NotFound, Unauthorized
 from kinema.store.schema import accounts, api_keys
@@ -46,6 +46,12 @@ class NewKey:
 
     record: KeyRecord
     secret: str
+
+
+#: Built once: every API call runs it, and a prebuilt statement skips rebuilding and re-keying it.
+_LIVE_KEY: Final = select(api_keys.c.id, api_keys.c.account_id).where(
+    api_keys.c.key_hash == bindparam("key_hash"), api_keys.c.revoked_at.is_(None)
+)
 
 
 def hash_key(secret: str) -> str:
@@ -95,11 +101,7 @@ def authenticate(connection: Connection, authorization: str | None) -> Caller:
     secret = secret.strip()
     if scheme.lower() != "bearer" or not is_well_formed(secret):
         raise Unauthorized()
-    row = connection.execute(
-        select(api_keys.c.id, api_keys.c.account_id).where(
-            api_keys.c.key_hash == hash_key(secret), api_keys.c.revoked_at.is_(None)
-        )
-    ).first()
+    row = connection.execute(_LIVE_KEY, {"key_hash": hash_key(secret)}).first()
     if row is None:
         raise Unauthorized()
     return Caller(account_id=row.account_id, key_id=row.id)

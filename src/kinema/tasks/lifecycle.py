@@ -13,9 +13,9 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Final
 
-from sqlalchemy import Connection, RowMapping, and_, func, insert, or_, select, update
+from sqlalchemy import Connection, RowMapping, and_, bindparam, func, insert, or_, select, update
 
 from kinema.accounts import credits
 from kinema.accounts.keys import new_id
@@ -64,37 +64,75 @@ class NewTask:
 
 def create_task(connection: Connection, account_id: str, new: NewTask, now: int, timeout_ms: int) -> Task:
     """Insert a task and reserve its price, in the caller's transaction."""
-    task_id = new.id
-    credits.reserve(connection, account_id, task_id, new.price, now)
-    state = TaskState.QUEUING if new.ready else TaskState.WAITING
-    connection.execute(
-        insert(tasks).values(
-            id=task_id,
-            account_id=account_id,
-            model=new.model,
-            state=state.value,
-            param=new.param,
-            input_json=json.dumps(new.input, separators=(",", ":")),
-            callback_url=new.callback_url,
-            price=new.price,
-            progress=0,
-            input_key=new.input_key,
-            created_at=now,
-            updated_at=now,
-            deadline_at=now + timeout_ms,
-        )
+    credits.reserve(connection, account_id, new.id, new.price, now)
+    task = Task(
+        id=new.id,
+        account_id=account_id,
+        model=new.model,
+        state=TaskState.QUEUING if new.ready else TaskState.WAITING,
+        param=new.param,
+        input=dict(new.input),
+        callback_url=new.callback_url,
+        price=new.price,
+        progress=0,
+        result=None,
+        fail_code="",
+        fail_msg="",
+        attempt=0,
+        lapses=0,
+        cancel_requested=False,
+        created_at=now,
+        updated_at=now,
+        started_at=None,
+        completed_at=None,
+        deadline_at=now + timeout_ms,
+        input_key=new.input_key,
     )
-    task = get_task(connection, task_id)
-    assert task is not None
+    connection.execute(
+        _INSERT_TASK,
+        {
+            "id": task.id,
+            "account_id": account_id,
+            "model": task.model,
+            "state": task.state.value,
+            "param": task.param,
+            "input_json": json.dumps(new.input, separators=(",", ":")),
+            "callback_url": task.callback_url,
+            "price": task.price,
+            "input_key": task.input_key,
+            "created_at": now,
+            "deadline_at": task.deadline_at,
+        },
+    )
     return task
+
+
+_INSERT_TASK: Final = insert(tasks).values(
+    id=bindparam("id"),
+    account_id=bindparam("account_id"),
+    model=bindparam("model"),
+    state=bindparam("state"),
+    param=bindparam("param"),
+    input_json=bindparam("input_json"),
+    callback_url=bindparam("callback_url"),
+    price=bindparam("price"),
+    progress=0,
+    input_key=bindparam("input_key"),
+    created_at=bindparam("created_at"),
+    updated_at=bindparam("created_at"),
+    deadline_at=bindparam("deadline_at"),
+)
+_TASK_BY_ID: Final = select(tasks).where(tasks.c.id == bindparam("task_id"))
+_OWN_TASK: Final = _TASK_BY_ID.where(tasks.c.account_id == bindparam("account_id"))
 
 
 def get_task(connection: Connection, task_id: str, account_id: str | None = None) -> Task | None:
     """A task by id; with `account_id`, only if it belongs to that account."""
-    query = select(tasks).where(tasks.c.id == task_id)
-    if account_id is not None:
-        query = query.where(tasks.c.account_id == account_id)
-    row = connection.execute(query).mappings().first()
+    if account_id is None:
+        result = connection.execute(_TASK_BY_ID, {"task_id": task_id})
+    else:
+        result = connection.execute(_OWN_TASK, {"task_id": task_id, "account_id": account_id})
+    row = result.mappings().first()
     return None if row is None else _to_task(row)
 
 
@@ -119,14 +157,15 @@ def list_tasks(
     return [_to_task(row) for row in connection.execute(query).mappings()]
 
 
+_RUNNING: Final = (
+    select(func.count())
+    .select_from(tasks)
+    .where(tasks.c.account_id == bindparam("account_id"), tasks.c.state == TaskState.GENERATING.value)
+)
+
+
 def running_count(connection: Connection, account_id: str) -> int:
-    return int(
-        connection.execute(
-            select(func.count())
-            .select_from(tasks)
-            .where(tasks.c.account_id == account_id, tasks.c.state == TaskState.GENERATING.value)
-        ).scalar_one()
-    )
+    return int(connection.execute(_RUNNING, {"account_id": account_id}).scalar_one())
 
 
 def count_by_state(connection: Connection) -> dict[TaskState, int]:
