@@ -11,6 +11,7 @@ from typing import Final
 from sqlalchemy import ColumnElement, Connection, bindparam, insert, select, update
 
 from kinema.domain.errors import NotFound, Unauthorized
+from kinema.store.database import Database
 from kinema.store.schema import accounts, api_keys
 
 KEY_PREFIX: Final = "kn_"
@@ -93,18 +94,24 @@ def create_key(connection: Connection, account_id: str, name: str, now: int) -> 
     return NewKey(record, secret)
 
 
-def authenticate(connection: Connection, authorization: str | None) -> Caller:
-    """The caller behind an ``Authorization: Bearer <key>`` header, or `Unauthorized`."""
+def bearer_hash(authorization: str | None) -> str:
+    """The stored hash of the key in an ``Authorization: Bearer <key>`` header, or `Unauthorized`
+    when the header holds no well-formed key."""
     if not authorization:
         raise Unauthorized()
     scheme, _, secret = authorization.strip().partition(" ")
     secret = secret.strip()
     if scheme.lower() != "bearer" or not is_well_formed(secret):
         raise Unauthorized()
-    row = connection.execute(_LIVE_KEY, {"key_hash": hash_key(secret)}).first()
+    return hash_key(secret)
+
+
+def authenticate(db: Database, authorization: str | None) -> Caller:
+    """The caller behind an ``Authorization: Bearer <key>`` header, or `Unauthorized`."""
+    row = db.first(_LIVE_KEY, {"key_hash": bearer_hash(authorization)})
     if row is None:
         raise Unauthorized()
-    return Caller(account_id=row.account_id, key_id=row.id)
+    return Caller(account_id=row["account_id"], key_id=row["id"])
 
 
 def list_keys(connection: Connection, condition: ColumnElement[bool] | None = None) -> list[KeyRecord]:

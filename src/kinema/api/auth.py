@@ -16,8 +16,7 @@ def caller(
     found: Annotated[Services, Depends(services)],
     authorization: Annotated[str | None, Header()] = None,
 ) -> Caller:
-    with found.db.read() as connection:
-        return authenticate(connection, authorization)
+    return authenticate(found.db, authorization)
 
 
 def admin(

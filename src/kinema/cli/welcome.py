@@ -23,8 +23,7 @@ def local_key(settings: Settings, db: Database) -> str:
     if path.exists():
         saved = path.read_text().strip()
         try:
-            with db.read() as connection:
-                keys.authenticate(connection, f"Bearer {saved}")
+            keys.authenticate(db, f"Bearer {saved}")
             return saved
         except Unauthorized:
             pass  # revoked, or a different database: make a new one

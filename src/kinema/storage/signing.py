@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import base64
 import enum
+import functools
 import hashlib
 import hmac
+import math
 import re
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
@@ -29,6 +31,16 @@ verify; 16 digits is far beyond any real date and keeps the number small."""
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
+EXPIRY_STEP_S = 60
+"""Links expire on whole minutes (see `link_expiry`)."""
+
+
+def link_expiry(now_s: float, lasting_s: float) -> int:
+    """When a link made at `now_s` to last `lasting_s` seconds expires: the next whole minute
+    after ``now_s + lasting_s``. Every answer within a minute carries the same links, so they
+    are signed once (see `LinkSigner.signed_url`) and answers stay the same between changes."""
+    return math.ceil((now_s + lasting_s) / EXPIRY_STEP_S) * EXPIRY_STEP_S
+
 
 class LinkCheck(enum.Enum):
     """What a link's query says about it."""
@@ -41,12 +53,13 @@ class LinkCheck(enum.Enum):
 class LinkSigner:
     """Signs and checks links with one secret."""
 
-    __slots__ = ("_secret",)
+    __slots__ = ("_secret", "_urls")
 
     def __init__(self, secret: bytes) -> None:
         if len(secret) < MIN_SECRET_BYTES:
             raise ValueError(f"the link secret must be at least {MIN_SECRET_BYTES} bytes")
         self._secret = secret
+        self._urls = functools.lru_cache(maxsize=4096)(self._make_url)
 
     def __repr__(self) -> str:
         return "LinkSigner(<secret>)"
@@ -59,7 +72,14 @@ class LinkSigner:
         return f"expires={expires_at}&signature={self._signature(key, expires_at)}"
 
     def signed_url(self, public_base_url: str, key: str, expires_at: int) -> str:
-        """The absolute link to `key`, valid until `expires_at` (Unix seconds)."""
+        """The absolute link to `key`, valid until `expires_at` (Unix seconds).
+
+        Links are remembered (the latest few thousand): a task polled many times a second has
+        its links signed once per expiry (see `link_expiry`).
+        """
+        return self._urls(public_base_url, key, expires_at)
+
+    def _make_url(self, public_base_url: str, key: str, expires_at: int) -> str:
         check_key(key)
         path = quote(key, safe="/")
         return f"{public_base_url.rstrip('/')}/files/{path}?{self.sign(key, expires_at)}"

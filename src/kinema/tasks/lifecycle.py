@@ -15,14 +15,14 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final
 
-from sqlalchemy import Connection, RowMapping, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, func, insert, or_, select, update
 
 from kinema.accounts import credits
-from kinema.accounts.keys import new_id
-from kinema.domain.errors import InvalidInput
+from kinema.accounts.keys import Caller, bearer_hash, new_id
+from kinema.domain.errors import InvalidInput, Unauthorized
 from kinema.domain.task import FailCode, Task, TaskState
-from kinema.store.database import Database
-from kinema.store.schema import accounts, tasks
+from kinema.store.database import Database, Row
+from kinema.store.schema import accounts, api_keys, tasks
 from kinema.tasks.outbox import enqueue_callback
 
 
@@ -124,6 +124,15 @@ _INSERT_TASK: Final = insert(tasks).values(
 )
 _TASK_BY_ID: Final = select(tasks).where(tasks.c.id == bindparam("task_id"))
 _OWN_TASK: Final = _TASK_BY_ID.where(tasks.c.account_id == bindparam("account_id"))
+_POLL: Final = (
+    select(api_keys.c.id.label("caller_key_id"), api_keys.c.account_id.label("caller_account_id"), tasks)
+    .select_from(
+        api_keys.outerjoin(
+            tasks, and_(tasks.c.id == bindparam("task_id"), tasks.c.account_id == api_keys.c.account_id)
+        )
+    )
+    .where(api_keys.c.key_hash == bindparam("key_hash"), api_keys.c.revoked_at.is_(None))
+)
 
 
 def get_task(connection: Connection, task_id: str, account_id: str | None = None) -> Task | None:
@@ -134,6 +143,16 @@ def get_task(connection: Connection, task_id: str, account_id: str | None = None
         result = connection.execute(_OWN_TASK, {"task_id": task_id, "account_id": account_id})
     row = result.mappings().first()
     return None if row is None else _to_task(row)
+
+
+def poll_task(db: Database, authorization: str | None, task_id: str) -> tuple[Caller, Task | None]:
+    """The caller behind `authorization` and their task `task_id` (None when it is not theirs),
+    in one read: what every poll of recordInfo needs. `Unauthorized` without a live key."""
+    row = db.first(_POLL, {"key_hash": bearer_hash(authorization), "task_id": task_id})
+    if row is None:
+        raise Unauthorized()
+    who = Caller(account_id=row["caller_account_id"], key_id=row["caller_key_id"])
+    return who, None if row["id"] is None else _to_task(row)
 
 
 def list_tasks(
@@ -456,7 +475,7 @@ def _fail(
     return True
 
 
-def _to_task(row: RowMapping) -> Task:
+def _to_task(row: Row) -> Task:
     return Task(
         id=row["id"],
         account_id=row["account_id"],

@@ -26,7 +26,7 @@ from kinema.domain.clock import Clock
 from kinema.domain.errors import InvalidInput
 from kinema.domain.task import TaskState
 from kinema.media.fetch import SafeFetcher
-from kinema.storage.signing import LinkSigner
+from kinema.storage.signing import LinkSigner, link_expiry
 from kinema.store.database import Database
 from kinema.store.schema import callback_attempts, callback_deliveries
 from kinema.tasks import lifecycle
@@ -199,7 +199,7 @@ class Deliverer:
             signing = secrets.signing_secrets(connection, claimed.account_id, now) or [
                 secrets.ensure_secret(connection, claimed.account_id, now)
             ]
-        links_expire_at = now // 1000 + self.options.link_seconds
+        links_expire_at = link_expiry(now // 1000, self.options.link_seconds)
         record = task_record(task, self.signer, self.options.public_url, links_expire_at)
         payload: dict[str, Any] = (
             {"code": 200, "msg": "success", "data": record}

@@ -29,6 +29,7 @@ from kinema.domain.task import Task, TaskState
 from kinema.engines.base import EngineInfo
 from kinema.media.intake import decode_image
 from kinema.media.types import EXTENSIONS
+from kinema.storage.signing import link_expiry
 from kinema.tasks import idempotency, lifecycle
 from kinema.tasks.lifecycle import NewTask
 from kinema.tasks.records import task_record
@@ -64,8 +65,7 @@ async def create_task(
 def _authenticated_create(
     found: Services, authorization: str | None, raw: bytes, idempotency_key: str | None
 ) -> dict[str, Any]:
-    with found.db.quick_read() as connection:
-        who = authenticate(connection, authorization)
+    who = authenticate(found.db, authorization)
     return _create_task(found, who, raw, idempotency_key)
 
 
@@ -171,27 +171,37 @@ def _parse_body(raw: bytes) -> object:
         raise InvalidInput("the request body must be a JSON object") from error
 
 
-@router.get("/recordInfo", summary="Get a task's state and result")
-async def record_info(
-    found: ServicesDep,
-    authorization: Annotated[str | None, Header()] = None,
-    task_id: Annotated[str | None, Query(alias="taskId")] = None,
-) -> Response:
-    # The route clients poll: one read transaction, on the event loop where that is quick.
+@router.get(
+    "/recordInfo",
+    summary="Get a task's state and result",
+    openapi_extra={
+        "parameters": [
+            {"name": "taskId", "in": "query", "required": True, "schema": {"type": "string"}},
+            {"name": "authorization", "in": "header", "required": False, "schema": {"type": "string"}},
+        ]
+    },
+)
+async def record_info(request: Request) -> Response:
+    # The route clients poll, so it reads its own parameters rather than have FastAPI
+    # resolve them, and makes one read, on the event loop where that is quick.
+    found: Services = request.app.state.services
+    authorization = request.headers.get("authorization")
+    task_id = request.query_params.get("taskId")
     answer = await found.read_quickly(_record_info, found, authorization, task_id)
     return JSONResponse(answer)
 
 
 def _record_info(found: Services, authorization: str | None, task_id: str | None) -> dict[str, Any]:
-    with found.db.quick_read() as connection:
-        who = authenticate(connection, authorization)
-        found.limits.hit(found.limits.record_info, "poll", who.key_id)
-        if not task_id:
-            raise BadRequest("taskId parameter is required")
-        task = lifecycle.get_task(connection, task_id, who.account_id)
-        held = task is not None and task.state is TaskState.QUEUING and _at_cap(found, connection, who)
+    who, task = lifecycle.poll_task(found.db, authorization, task_id or "")
+    found.limits.hit(found.limits.record_info, "poll", who.key_id)
+    if not task_id:
+        raise BadRequest("taskId parameter is required")
     if task is None:
         raise InvalidInput(RECORD_NOT_FOUND)
+    held = False
+    if task.state is TaskState.QUEUING:
+        with found.db.quick_read() as connection:
+            held = _at_cap(found, connection, who)
     return ok(_record(found, task, held=held))
 
 
@@ -233,7 +243,7 @@ def cancel(found: ServicesDep, who: CallerDep, body: TaskReference) -> dict[str,
 
 
 def _record(found: Services, task: Task, *, held: bool = False) -> dict[str, Any]:
-    expires_at = found.now_s() + round(found.settings.result_link_seconds)
+    expires_at = link_expiry(found.now_s(), found.settings.result_link_seconds)
     return task_record(task, found.signer, found.settings.public_url, expires_at, held=held)
 
 

@@ -1,0 +1,80 @@
+"""`Database.first`, the hot read: the same rows on both dialects, and always the latest commit."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from sqlalchemy import bindparam, select
+
+from kinema.accounts import credits, keys
+from kinema.domain.clock import system_clock
+from kinema.domain.errors import Unauthorized
+from kinema.store.database import Database
+from kinema.store.schema import accounts
+
+BY_ID = select(accounts.c.id, accounts.c.balance.label("credits")).where(accounts.c.id == bindparam("id"))
+#: A statement with a constant of its own besides the caller's parameter.
+RICH = BY_ID.where(accounts.c.balance >= 5)
+
+
+def open_account(db: Database, balance: int) -> str:
+    with db.write() as connection:
+        return keys.open_account(connection, "reader", balance, system_clock()).record.account_id
+
+
+def test_reads_a_row_by_column_name_or_none(db: Database) -> None:
+    account_id = open_account(db, 7)
+    row = db.first(BY_ID, {"id": account_id})
+    assert row is not None
+    assert (row["id"], row["credits"]) == (account_id, 7)
+    assert db.first(BY_ID, {"id": "nobody"}) is None
+
+
+def test_constants_in_the_statement_are_bound_too(db: Database) -> None:
+    rich = open_account(db, 9)
+    poor = open_account(db, 1)
+    assert db.first(RICH, {"id": rich}) is not None
+    assert db.first(RICH, {"id": poor}) is None
+
+
+def test_each_read_sees_the_latest_commit(db: Database) -> None:
+    account_id = open_account(db, 3)
+    assert db.first(BY_ID, {"id": account_id})["credits"] == 3  # type: ignore[index]
+    with db.write() as connection:
+        credits.grant(connection, account_id, 4, system_clock())
+    assert db.first(BY_ID, {"id": account_id})["credits"] == 7  # type: ignore[index]
+
+
+def test_a_revoked_key_stops_authenticating_at_once(db: Database) -> None:
+    with db.write() as connection:
+        new = keys.open_account(connection, "reader", 0, system_clock())
+    header = f"Bearer {new.secret}"
+    assert keys.authenticate(db, header).key_id == new.record.id
+    with db.write() as connection:
+        keys.revoke_key(connection, new.record.id, system_clock())
+    with pytest.raises(Unauthorized):
+        keys.authenticate(db, header)
+
+
+def test_reads_from_many_threads_then_dispose(db: Database) -> None:
+    account_id = open_account(db, 11)
+    seen: list[int] = []
+    lock = threading.Lock()
+
+    def read() -> None:
+        for _ in range(50):
+            row = db.first(BY_ID, {"id": account_id})
+            assert row is not None
+            with lock:
+                seen.append(row["credits"])
+
+    threads = [threading.Thread(target=read) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert seen == [11] * 200
+    db.dispose()
+    # After dispose, a read opens what it needs again.
+    assert db.first(BY_ID, {"id": account_id})["credits"] == 11  # type: ignore[index]
