@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Final
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from kinema.domain.errors import InsufficientCredits, InvalidInput, NotFound
+from kinema.store.database import run
 from kinema.store.schema import accounts, credit_ledger
 
 
@@ -32,6 +34,27 @@ class LedgerEntry:
     reason: Movement
     note: str
     created_at: int
+
+
+# Built once: every createTask runs them, and a prebuilt statement is not rebuilt and re-keyed.
+_RESERVE: Final = (
+    update(accounts)
+    .where(accounts.c.id == bindparam("account_id"), accounts.c.balance >= bindparam("price"))
+    .values(balance=accounts.c.balance - bindparam("price"))
+)
+_REFUND: Final = (
+    update(accounts)
+    .where(accounts.c.id == bindparam("account_id"))
+    .values(balance=accounts.c.balance + bindparam("price"))
+)
+_APPEND: Final = insert(credit_ledger).values(
+    account_id=bindparam("account_id"),
+    task_id=bindparam("task_id"),
+    delta=bindparam("delta"),
+    reason=bindparam("reason"),
+    note=bindparam("note"),
+    created_at=bindparam("created_at"),
+)
 
 
 def balance(connection: Connection, account_id: str) -> int:
@@ -63,12 +86,7 @@ def reserve(connection: Connection, account_id: str, task_id: str, price: int, n
     """Take a task's price from the balance, or raise `InsufficientCredits`."""
     if price == 0:
         return
-    result = connection.execute(
-        update(accounts)
-        .where(accounts.c.id == account_id, accounts.c.balance >= price)
-        .values(balance=accounts.c.balance - price)
-    )
-    if result.rowcount != 1:
+    if run(connection, _RESERVE, {"account_id": account_id, "price": price}) != 1:
         raise InsufficientCredits()
     _append(connection, account_id, task_id, -price, Movement.RESERVE, now)
 
@@ -77,9 +95,7 @@ def refund(connection: Connection, account_id: str, task_id: str, price: int, no
     """Give a task's price back. Callers make sure it happens once (a fenced state change)."""
     if price == 0:
         return
-    connection.execute(
-        update(accounts).where(accounts.c.id == account_id).values(balance=accounts.c.balance + price)
-    )
+    run(connection, _REFUND, {"account_id": account_id, "price": price})
     _append(connection, account_id, task_id, price, Movement.REFUND, now)
 
 
@@ -111,13 +127,15 @@ def _append(
     now: int,
     note: str = "",
 ) -> None:
-    connection.execute(
-        insert(credit_ledger).values(
-            account_id=account_id,
-            task_id=task_id,
-            delta=delta,
-            reason=reason.value,
-            note=note,
-            created_at=now,
-        )
+    run(
+        connection,
+        _APPEND,
+        {
+            "account_id": account_id,
+            "task_id": task_id,
+            "delta": delta,
+            "reason": reason.value,
+            "note": note,
+            "created_at": now,
+        },
     )

@@ -38,6 +38,7 @@ from kinema.domain.clock import Clock, system_clock
 from kinema.engines.base import Engine
 from kinema.settings import Settings
 from kinema.storage.own import OwnFiles
+from kinema.store.writer import LoopWriter
 from kinema.worker.runner import Worker
 from kinema.worker.signals import CancelSignals, Wakeup
 
@@ -72,6 +73,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, engine: Engin
         own_files=OwnFiles(settings.public_url, store, signer, lambda: clock() // 1000),
         upload_rules=runtime.upload_rules(settings),
         deliverer_wake=deliverer.wake,
+        writer=LoopWriter(db),
     )
     registry.register(TaskCollector(found))
 
@@ -98,6 +100,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, engine: Engin
         finally:
             if worker is not None:
                 worker.stop()
+            found.writer.close()
             deliverer.stop()
             db.dispose()
 

@@ -21,6 +21,7 @@ from kinema.storage.base import BlobStore
 from kinema.storage.own import OwnFiles
 from kinema.storage.signing import LinkSigner
 from kinema.store.database import Database
+from kinema.store.writer import LoopWriter
 from kinema.worker.signals import CancelSignals, Wakeup
 
 P = ParamSpec("P")
@@ -45,6 +46,7 @@ class Services:
     own_files: OwnFiles
     upload_rules: UploadRules
     deliverer_wake: Callable[[], None]
+    writer: LoopWriter
 
     def now_s(self) -> int:
         return self.clock() // 1000

@@ -43,9 +43,13 @@ class OwnFiles:
         self.signer = signer
         self.clock_s = clock_s
 
+    def is_own(self, url: str) -> bool:
+        """Whether `url` points at this server (whether or not at something it holds)."""
+        return url.startswith(self.public_url + "/")
+
     def read(self, url: str, field: str) -> bytes | None:
         """The bytes behind `url` if it is one of ours; None for any other URL."""
-        if not url.startswith(self.public_url + "/"):
+        if not self.is_own(url):
             return None
         path = urlsplit(url).path.removeprefix(urlsplit(self.public_url).path)
         if path.startswith(SAMPLES_PATH):

@@ -21,7 +21,7 @@ from kinema.accounts import credits
 from kinema.accounts.keys import Caller, bearer_hash, new_id
 from kinema.domain.errors import InvalidInput, Unauthorized
 from kinema.domain.task import FailCode, Task, TaskState
-from kinema.store.database import Database, Row
+from kinema.store.database import Database, Row, run
 from kinema.store.schema import accounts, api_keys, tasks
 from kinema.tasks.outbox import enqueue_callback
 
@@ -88,7 +88,8 @@ def create_task(connection: Connection, account_id: str, new: NewTask, now: int,
         deadline_at=now + timeout_ms,
         input_key=new.input_key,
     )
-    connection.execute(
+    run(
+        connection,
         _INSERT_TASK,
         {
             "id": task.id,

@@ -1,0 +1,150 @@
+"""Short write transactions for code on the event loop, many to a commit on SQLite.
+
+SQLite has one writer at a time, and each commit costs far more than the few statements a
+request writes. `LoopWriter` queues the loop's writes for one thread of its own, which runs
+every write waiting at that moment in one transaction, each in a savepoint (a write that
+fails undoes only itself), and commits once: a burst of requests pays for one commit and one
+thread wake-up between them instead of one each, and never queues on the database lock in
+many threads. Each caller's result arrives only after the commit, so an answer never
+reports what a crash could still undo.
+
+On PostgreSQL every write is a transaction of its own in the thread pool: the server runs
+many at once, and its row locks should be held no longer than one request's work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from anyio import to_thread
+from sqlalchemy import Connection
+
+from kinema.store.database import Database
+
+log = logging.getLogger("kinema.store")
+
+T = TypeVar("T")
+
+MAX_BATCH = 64
+"""Writes in one transaction at most, so that a long queue still commits often."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Write(Generic[T]):
+    work: Callable[[Connection], T]
+    future: asyncio.Future[T]
+    loop: asyncio.AbstractEventLoop
+
+
+_Outcome = tuple[bool, Any]  # (succeeded, result or exception)
+
+
+class LoopWriter:
+    """Runs write transactions for coroutines; see the module's notes."""
+
+    def __init__(self, db: Database, *, max_batch: int = MAX_BATCH) -> None:
+        self._db = db
+        self._max_batch = max_batch
+        self._pending: deque[_Write[Any]] = deque()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    async def write(self, work: Callable[[Connection], T]) -> T:
+        """`work(connection)` in a write transaction; its result once committed, or what it raised.
+
+        `work` must only touch the database: on SQLite it shares the transaction with other
+        writes, and anything it does outside (files, signals) would outlive a rollback.
+        """
+        if not self._db.is_sqlite:
+            return await to_thread.run_sync(self._alone, work)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the writer is closed")
+            self._pending.append(_Write(work, future, loop))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="kinema-loop-writer", daemon=True)
+                self._thread.start()
+        self._wake.set()
+        return await future
+
+    def close(self) -> None:
+        """Finish what is queued, then stop the thread."""
+        with self._lock:
+            self._closed = True
+            thread = self._thread
+        self._wake.set()
+        if thread is not None:
+            thread.join()
+
+    def _alone(self, work: Callable[[Connection], T]) -> T:
+        with self._db.write() as connection:
+            return work(connection)
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            with self._lock:
+                batch = [self._pending.popleft() for _ in range(min(self._max_batch, len(self._pending)))]
+                closed = self._closed
+                if not self._pending and not closed:
+                    self._wake.clear()
+            # A write whose caller gave up before it started is dropped.
+            live = [write for write in batch if not write.future.cancelled()]
+            if live:
+                self._settle(live, self._run_batch(live))
+            elif closed and not batch:
+                return
+
+    def _run_batch(self, live: list[_Write[Any]]) -> list[_Outcome]:
+        if len(live) == 1:  # no savepoint needed: the transaction is the write's own
+            try:
+                return [(True, self._alone(live[0].work))]
+            except Exception as error:
+                return [(False, error)]
+        outcomes: list[_Outcome] = []
+        try:
+            with self._db.write() as connection:
+                # Savepoints straight on the driver: SQLAlchemy's cost three times as much.
+                driver = connection.connection.driver_connection
+                assert driver is not None
+                for write in live:
+                    driver.execute("SAVEPOINT kinema_write")
+                    try:
+                        outcomes.append((True, write.work(connection)))
+                    except Exception as error:
+                        driver.execute("ROLLBACK TO kinema_write")
+                        outcomes.append((False, error))
+                    driver.execute("RELEASE kinema_write")
+        except Exception as error:  # BEGIN or COMMIT failed: nothing of the batch was written
+            log.warning("a batch of %d writes failed to commit: %s", len(live), error)
+            return [(False, error)] * len(live)
+        return outcomes
+
+    def _settle(self, live: list[_Write[Any]], outcomes: list[_Outcome]) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], _Outcome]]] = {}
+        for write, outcome in zip(live, outcomes, strict=True):
+            by_loop.setdefault(write.loop, []).append((write.future, outcome))
+        for loop, settled in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+                loop.call_soon_threadsafe(_settle_on_loop, settled)
+
+
+def _settle_on_loop(settled: list[tuple[asyncio.Future[Any], _Outcome]]) -> None:
+    for future, (succeeded, value) in settled:
+        if future.done():
+            continue
+        if succeeded:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
