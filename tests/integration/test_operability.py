@@ -58,3 +58,16 @@ def test_generation_time_is_measured(
 
         wait_for(counted, what="the generation to be counted")
         assert 'kinema_tasks_finished_total{outcome="success"} 1.0' in service.client.get("/metrics").text
+
+
+def test_the_schema_documents_the_published_routes(make_settings: MakeSettings) -> None:
+    with running_app(make_settings(workers=0)) as service:
+        paths = service.client.get("/openapi.json").json()["paths"]
+    create = paths["/api/v1/jobs/createTask"]["post"]
+    assert {p["name"] for p in create["parameters"]} == {"authorization", "Idempotency-Key"}
+    assert "application/json" in create["requestBody"]["content"]
+    poll = paths["/api/v1/jobs/recordInfo"]["get"]
+    assert {(p["name"], p["in"], p["required"]) for p in poll["parameters"]} == {
+        ("taskId", "query", True),
+        ("authorization", "header", False),
+    }
