@@ -33,6 +33,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite as sqlite_dialect
 from sqlalchemy.engine import URL
+from sqlalchemy.exc import OperationalError
 
 MIGRATIONS_DIR: Final = Path(__file__).parent / "migrations"
 _IMMEDIATE: Final = "kinema_immediate"
@@ -60,9 +61,8 @@ class Database:
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = normalise_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
-        self._writer_turn: AbstractContextManager[object] = (
-            threading.Lock() if self.is_sqlite else nullcontext()
-        )
+        self._sqlite_turn = threading.Lock() if self.is_sqlite else None
+        self._writer_turn: AbstractContextManager[object] = self._sqlite_turn or nullcontext()
         self._direct: _DirectReads | None = None
         if self.is_sqlite:
             database = self.url.database
@@ -118,6 +118,41 @@ class Database:
             connection = connection.execution_options(**{_IMMEDIATE: True})
             with connection.begin():
                 yield connection
+
+    @contextmanager
+    def write_at_once(self) -> Iterator[Connection | None]:
+        """A write transaction if one can start without waiting, else None (SQLite only).
+
+        For code that must not block (the event loop): no waiting for this process's writers,
+        nor for another process's, whose lock makes ``BEGIN`` fail at once instead of waiting
+        out the busy timeout.
+        """
+        if self._sqlite_turn is None:
+            raise TypeError("write_at_once is for SQLite")
+        if not self._sqlite_turn.acquire(blocking=False):
+            yield None
+            return
+        try:
+            with self.engine.connect() as connection:
+                driver = connection.connection.driver_connection
+                assert driver is not None
+                driver.execute("PRAGMA busy_timeout=0")
+                try:
+                    connection = connection.execution_options(**{_IMMEDIATE: True})
+                    try:
+                        transaction = connection.begin()
+                    except OperationalError:  # another process holds the write lock
+                        connection.rollback()
+                        transaction = None
+                    if transaction is None:
+                        yield None
+                    else:
+                        with transaction:
+                            yield connection
+                finally:
+                    driver.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        finally:
+            self._sqlite_turn.release()
 
     def dispose(self) -> None:
         if self._direct is not None:

@@ -1,12 +1,16 @@
 """Short write transactions for code on the event loop, many to a commit on SQLite.
 
 SQLite has one writer at a time, and each commit costs far more than the few statements a
-request writes. `LoopWriter` queues the loop's writes for one thread of its own, which runs
-every write waiting at that moment in one transaction, each in a savepoint (a write that
-fails undoes only itself), and commits once: a burst of requests pays for one commit and one
-thread wake-up between them instead of one each, and never queues on the database lock in
-many threads. Each caller's result arrives only after the commit, so an answer never
-reports what a crash could still undo.
+request writes. `LoopWriter` gathers the writes that the loop's coroutines ask for in one turn
+of the loop and runs them in one transaction, each in a savepoint (a write that fails undoes
+only itself), with one commit: a burst of requests pays for one commit between them.
+
+The batch runs on the loop itself when the database's write lock is free at that moment,
+which is nearly always: a few statements on a local file take less time than handing them to a
+thread, and a thread would fight the loop for the GIL on each statement. When the lock is
+held (by a worker of this process or by another process), the batch goes to a thread of the
+writer's own, which waits for the lock; the loop never waits. Each caller's result arrives
+only after the commit, so an answer never reports what a crash could still undo.
 
 On PostgreSQL every write is a transaction of its own in the thread pool: the server runs
 many at once, and its row locks should be held no longer than one request's work.
@@ -52,7 +56,8 @@ class LoopWriter:
     def __init__(self, db: Database, *, max_batch: int = MAX_BATCH) -> None:
         self._db = db
         self._max_batch = max_batch
-        self._pending: deque[_Write[Any]] = deque()
+        self._gathered: list[_Write[Any]] = []  # this turn of the loop's writes
+        self._pending: deque[_Write[Any]] = deque()  # for the thread
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -66,16 +71,13 @@ class LoopWriter:
         """
         if not self._db.is_sqlite:
             return await to_thread.run_sync(self._alone, work)
+        if self._closed:
+            raise RuntimeError("the writer is closed")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        with self._lock:
-            if self._closed:
-                raise RuntimeError("the writer is closed")
-            self._pending.append(_Write(work, future, loop))
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="kinema-loop-writer", daemon=True)
-                self._thread.start()
-        self._wake.set()
+        if not self._gathered:
+            loop.call_soon(self._flush)
+        self._gathered.append(_Write(work, future, loop))
         return await future
 
     def close(self) -> None:
@@ -86,6 +88,33 @@ class LoopWriter:
         self._wake.set()
         if thread is not None:
             thread.join()
+
+    def _flush(self) -> None:
+        """Run this turn's writes on the loop if the write lock is free, else in the thread."""
+        gathered, self._gathered = self._gathered, []
+        live = [write for write in gathered if not write.future.cancelled()]
+        if not live:
+            return
+        try:
+            with self._db.write_at_once() as connection:
+                if connection is not None:
+                    outcomes = _run_each(connection, live)
+        except Exception as error:  # BEGIN or COMMIT failed: nothing of the batch was written
+            log.warning("a batch of %d writes failed to commit: %s", len(live), error)
+            outcomes = [(False, error)] * len(live)
+        else:
+            if connection is None:
+                self._to_thread(live)
+                return
+        _settle_on_loop([(write.future, outcome) for write, outcome in zip(live, outcomes, strict=True)])
+
+    def _to_thread(self, live: list[_Write[Any]]) -> None:
+        with self._lock:
+            self._pending.extend(live)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="kinema-loop-writer", daemon=True)
+                self._thread.start()
+        self._wake.set()
 
     def _alone(self, work: Callable[[Connection], T]) -> T:
         with self._db.write() as connection:
@@ -107,29 +136,12 @@ class LoopWriter:
                 return
 
     def _run_batch(self, live: list[_Write[Any]]) -> list[_Outcome]:
-        if len(live) == 1:  # no savepoint needed: the transaction is the write's own
-            try:
-                return [(True, self._alone(live[0].work))]
-            except Exception as error:
-                return [(False, error)]
-        outcomes: list[_Outcome] = []
         try:
             with self._db.write() as connection:
-                # Savepoints straight on the driver: SQLAlchemy's cost three times as much.
-                driver = connection.connection.driver_connection
-                assert driver is not None
-                for write in live:
-                    driver.execute("SAVEPOINT kinema_write")
-                    try:
-                        outcomes.append((True, write.work(connection)))
-                    except Exception as error:
-                        driver.execute("ROLLBACK TO kinema_write")
-                        outcomes.append((False, error))
-                    driver.execute("RELEASE kinema_write")
+                return _run_each(connection, live)
         except Exception as error:  # BEGIN or COMMIT failed: nothing of the batch was written
             log.warning("a batch of %d writes failed to commit: %s", len(live), error)
             return [(False, error)] * len(live)
-        return outcomes
 
     def _settle(self, live: list[_Write[Any]], outcomes: list[_Outcome]) -> None:
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], _Outcome]]] = {}
@@ -138,6 +150,23 @@ class LoopWriter:
         for loop, settled in by_loop.items():
             with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
                 loop.call_soon_threadsafe(_settle_on_loop, settled)
+
+
+def _run_each(connection: Connection, live: list[_Write[Any]]) -> list[_Outcome]:
+    """Each write in a savepoint of `connection`'s transaction; what each returned or raised."""
+    # Savepoints straight on the driver: SQLAlchemy's cost three times as much.
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    outcomes: list[_Outcome] = []
+    for write in live:
+        driver.execute("SAVEPOINT kinema_write")
+        try:
+            outcomes.append((True, write.work(connection)))
+        except Exception as error:
+            driver.execute("ROLLBACK TO kinema_write")
+            outcomes.append((False, error))
+        driver.execute("RELEASE kinema_write")
+    return outcomes
 
 
 def _settle_on_loop(settled: list[tuple[asyncio.Future[Any], _Outcome]]) -> None:

@@ -1,0 +1,123 @@
+"""`LoopWriter`: the event loop's writes, batched into one transaction, never blocking the loop."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import Callable
+
+import pytest
+from sqlalchemy import Connection, func, insert, select
+
+from kinema.domain.errors import InvalidInput
+from kinema.store.database import Database
+from kinema.store.schema import accounts
+from kinema.store.writer import LoopWriter
+
+
+def add_account(name: str) -> Callable[[Connection], str]:
+    def work(connection: Connection) -> str:
+        connection.execute(insert(accounts).values(id=name, name=name, balance=0, created_at=0))
+        return name
+
+    return work
+
+
+def fail_after_writing(connection: Connection) -> None:
+    connection.execute(insert(accounts).values(id="undone", name="undone", balance=0, created_at=0))
+    raise InvalidInput("refused after writing")
+
+
+def names(db: Database) -> set[str]:
+    with db.read() as connection:
+        return set(connection.execute(select(accounts.c.id)).scalars())
+
+
+def test_writes_of_one_turn_share_a_transaction_and_a_failure_undoes_only_itself(db: Database) -> None:
+    writer = LoopWriter(db)
+
+    async def main() -> tuple[object, ...]:
+        return await asyncio.gather(
+            writer.write(add_account("a")),
+            writer.write(fail_after_writing),
+            writer.write(add_account("b")),
+            return_exceptions=True,
+        )
+
+    first, second, third = asyncio.run(main())
+    writer.close()
+    assert (first, third) == ("a", "b")
+    assert isinstance(second, InvalidInput)
+    assert names(db) == {"a", "b"}
+
+
+def test_a_held_write_lock_sends_the_batch_to_the_thread_and_the_loop_runs_on(
+    db: Database,
+) -> None:
+    if not db.is_sqlite:
+        pytest.skip("the write lock is SQLite's")
+    assert db.url.database is not None
+    other_process = sqlite3.connect(db.url.database, isolation_level=None)
+    other_process.execute("BEGIN IMMEDIATE")
+    writer = LoopWriter(db)
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    async def main() -> str:
+        ticking = asyncio.create_task(ticker())
+        write = asyncio.create_task(writer.write(add_account("late")))
+        deadline = time.monotonic() + 5
+        while ticks < 200 and time.monotonic() < deadline:
+            await asyncio.sleep(0)
+        assert not write.done()  # the lock is still held: the thread waits, the loop does not
+        other_process.execute("COMMIT")
+        result = await asyncio.wait_for(write, timeout=10)
+        ticking.cancel()
+        return result
+
+    assert asyncio.run(main()) == "late"
+    writer.close()
+    other_process.close()
+    assert ticks >= 200
+    assert names(db) == {"late"}
+
+
+def test_write_at_once_answers_none_while_another_connection_writes(db: Database) -> None:
+    if not db.is_sqlite:
+        pytest.skip("the write lock is SQLite's")
+    assert db.url.database is not None
+    other_process = sqlite3.connect(db.url.database, isolation_level=None)
+    other_process.execute("BEGIN IMMEDIATE")
+    started = time.monotonic()
+    with db.write_at_once() as connection:
+        assert connection is None
+    assert time.monotonic() - started < 1  # no busy wait
+    other_process.execute("COMMIT")
+    other_process.close()
+    with db.write_at_once() as connection:
+        assert connection is not None
+        connection.execute(insert(accounts).values(id="now", name="now", balance=0, created_at=0))
+    assert names(db) == {"now"}
+
+
+def test_many_writes_from_many_turns_all_land(db: Database) -> None:
+    writer = LoopWriter(db)
+
+    async def one(index: int) -> str:
+        for _ in range(index % 3):  # spread the writes over several turns of the loop
+            await asyncio.sleep(0)
+        return await writer.write(add_account(f"n{index}"))
+
+    async def main() -> list[str]:
+        return await asyncio.gather(*(one(index) for index in range(60)))
+
+    assert sorted(asyncio.run(main())) == sorted(f"n{index}" for index in range(60))
+    writer.close()
+    with db.read() as connection:
+        assert connection.execute(select(func.count()).select_from(accounts)).scalar_one() == 60
