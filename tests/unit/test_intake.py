@@ -26,6 +26,7 @@ from kinema.media.intake import (
     InvalidImage,
     _rgb_pixels,
     check_acceptable,
+    check_image,
     decode_image,
     sniff_image_type,
 )
@@ -771,3 +772,33 @@ def test_the_default_rules_are_the_documented_ones() -> None:
     )
 
     assert documented == DEFAULT_RULES
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        encode(noise(), "JPEG")[:3000],
+        encode(noise(), "PNG")[:3000],
+        encode(noise(), "WEBP")[:2000],
+        PNG_SIGNATURE + b"this is not a PNG header at all",
+        b"just some text, named .png",
+        black_one_bit_png(20_000, 20_000, complete=False),
+        encode(solid(GREY, (1, 4000)), "PNG"),
+        encode(solid(GREY, (600, 200)), "JPEG"),
+        b"",
+    ],
+    ids=["jpeg cut", "png cut", "webp cut", "garbage", "text", "bomb", "1x4000", "3:1", "empty"],
+)
+def test_the_quick_check_refuses_what_decoding_refuses_with_the_same_words(data: bytes) -> None:
+    with pytest.raises(InvalidInput) as decoding:
+        decode_image(data)
+    with pytest.raises(InvalidInput) as checking:
+        check_image(data)
+    assert checking.value.message == decoding.value.message
+
+
+@pytest.mark.parametrize(
+    ("image_format", "mime_type"), [("JPEG", "image/jpeg"), ("PNG", "image/png"), ("WEBP", "image/webp")]
+)
+def test_the_quick_check_accepts_good_images_and_names_their_type(image_format: str, mime_type: str) -> None:
+    assert check_image(encode(noise(), image_format)) == mime_type

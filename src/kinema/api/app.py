@@ -121,6 +121,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, engine: Engin
     )
     app.state.services = found
     install_error_handlers(app, strict=settings.strict_http_status)
+    jobs.add_hot_routes(app)
     for router in (
         jobs.router,
         uploads.router,
