@@ -98,7 +98,7 @@ def zoompan(image_path: Path, out: Path, width: int, height: int, frames: int, f
     )
     command = [
         "ffmpeg", "-loglevel", "error", "-y", "-i", str(image_path), "-vf", graph, "-frames:v", str(frames),
-        "-c:v", "libx264", "-preset", "veryfast", "-crf", "20",
+        "-c:v", "libx264", "-preset", "veryfast", "-crf", str(EncoderSettings().crf),
         "-x264-params", EncoderSettings().x264_params, str(out),
     ]  # fmt: skip
     return _timed(lambda: subprocess.run(command, check=True))
