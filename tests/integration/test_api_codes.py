@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from tests.conftest import MakeSettings
+from tests.integration.test_rate_limits import REDIS_ENV
 from tests.support.api import SEED_MODEL, Api, seed_body
 from tests.support.service import Running, running_app
 
@@ -157,8 +159,18 @@ def test_455_in_maintenance(make_settings: MakeSettings) -> None:
         assert service.api.balance() == 1000  # reads still work
 
 
-def test_429_with_retry_after_and_nothing_queued(make_settings: MakeSettings) -> None:
-    settings = make_settings(create_task_rate_limit="2/minute", record_info_rate_limit="3/minute")
+@pytest.mark.parametrize("storage", ["memory", "redis"])
+def test_429_with_retry_after_and_nothing_queued(make_settings: MakeSettings, storage: str) -> None:
+    storage_url = "memory://"
+    if storage == "redis":
+        storage_url = os.environ.get(REDIS_ENV, "")
+        if not storage_url:
+            pytest.skip(f"Redis tests need {REDIS_ENV} (for example redis://127.0.0.1:6379/15)")
+    settings = make_settings(
+        create_task_rate_limit="2/minute",
+        record_info_rate_limit="3/minute",
+        rate_limit_storage_url=storage_url,
+    )
     with running_app(settings) as service:
         first = service.api.create(seed_body(IMAGE))
         service.api.create(seed_body(IMAGE))

@@ -57,7 +57,10 @@ async def create_task(request: Request) -> Response:
     found: Services = request.app.state.services
     raw = await request.body()
     who = await found.read_quickly(authenticate, found.db, request.headers.get("authorization"))
-    order = _order(found, who, raw, request.headers.get("idempotency-key"))
+    if found.settings.maintenance:
+        raise Maintenance()
+    await found.limits.hit_soon(found.limits.create_task, "create", who.account_id)
+    order = _order(found, raw, request.headers.get("idempotency-key"))
     if order.key is not None:
         earlier = await found.read_quickly(_earlier_task, found, who, order)
         if earlier is not None:
@@ -106,11 +109,8 @@ class _Order:
     digest: str  #: The body's hash, when there is a key
 
 
-def _order(found: Services, who: Caller, raw: bytes, idempotency_key: str | None) -> _Order:
-    """Every check of a createTask request that needs no I/O, in the order the contract gives."""
-    if found.settings.maintenance:
-        raise Maintenance()
-    found.limits.hit(found.limits.create_task, "create", who.account_id)
+def _order(found: Services, raw: bytes, idempotency_key: str | None) -> _Order:
+    """The checks of a createTask body, in the order the contract gives (none needs I/O)."""
     body = _parse_body(raw)
     request = validate_create_task(body, found.catalog)
     if not _can_serve(found.engine_for(request.model.name), request):
@@ -189,13 +189,25 @@ def _parse_body(raw: bytes) -> object:
 
 
 async def record_info(request: Request) -> Response:
-    # The route clients poll, so it reads its own parameters rather than have FastAPI
-    # resolve them, and makes one read, on the event loop where that is quick.
+    # The route clients poll: it reads its own parameters rather than have FastAPI resolve
+    # them, and finds the caller and the task in one read, on the event loop where that is quick.
     found: Services = request.app.state.services
-    authorization = request.headers.get("authorization")
     task_id = request.query_params.get("taskId")
-    answer = await found.read_quickly(_record_info, found, authorization, task_id)
-    return JSONResponse(answer)
+    who, task = await found.read_quickly(
+        lifecycle.poll_task, found.db, request.headers.get("authorization"), task_id or ""
+    )
+    await found.limits.hit_soon(found.limits.record_info, "poll", who.key_id)
+    if not task_id:
+        raise BadRequest("taskId parameter is required")
+    if task is None:
+        raise InvalidInput(RECORD_NOT_FOUND)
+    held = task.state is TaskState.QUEUING and await found.read_quickly(_held, found, who)
+    return JSONResponse(ok(_record(found, task, held=held)))
+
+
+def _held(found: Services, who: Caller) -> bool:
+    with found.db.quick_read() as connection:
+        return _at_cap(found, connection, who)
 
 
 class PlainRoute(APIRoute):
@@ -249,20 +261,6 @@ def add_hot_routes(app: FastAPI) -> None:
             ]
         },
     )
-
-
-def _record_info(found: Services, authorization: str | None, task_id: str | None) -> dict[str, Any]:
-    who, task = lifecycle.poll_task(found.db, authorization, task_id or "")
-    found.limits.hit(found.limits.record_info, "poll", who.key_id)
-    if not task_id:
-        raise BadRequest("taskId parameter is required")
-    if task is None:
-        raise InvalidInput(RECORD_NOT_FOUND)
-    held = False
-    if task.state is TaskState.QUEUING:
-        with found.db.quick_read() as connection:
-            held = _at_cap(found, connection, who)
-    return ok(_record(found, task, held=held))
 
 
 @router.get("/list", summary="List your tasks, newest first")
