@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from tests.conftest import MakeSettings
-from tests.integration.test_rate_limits import REDIS_ENV
 from tests.support.api import SEED_MODEL, Api, seed_body
+from tests.support.redis_server import redis_url
 from tests.support.service import Running, running_app
 
 from kinema.accounts import keys
@@ -161,11 +160,7 @@ def test_455_in_maintenance(make_settings: MakeSettings) -> None:
 
 @pytest.mark.parametrize("storage", ["memory", "redis"])
 def test_429_with_retry_after_and_nothing_queued(make_settings: MakeSettings, storage: str) -> None:
-    storage_url = "memory://"
-    if storage == "redis":
-        storage_url = os.environ.get(REDIS_ENV, "")
-        if not storage_url:
-            pytest.skip(f"Redis tests need {REDIS_ENV} (for example redis://127.0.0.1:6379/15)")
+    storage_url = redis_url() if storage == "redis" else "memory://"
     settings = make_settings(
         create_task_rate_limit="2/minute",
         record_info_rate_limit="3/minute",

@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import secrets
 
 import pytest
+from tests.support.redis_server import redis_url
 
 from kinema.api.ratelimit import RateLimits
 from kinema.domain.errors import RateLimited
 
-REDIS_ENV = "KINEMA_TEST_REDIS_URL"
 
-
-def _storages() -> list[str]:
-    return ["memory://", os.environ.get(REDIS_ENV, "")]
-
-
-@pytest.mark.parametrize("storage", _storages(), ids=["memory", "redis"])
-def test_the_limit_holds_across_replicas(storage: str) -> None:
-    if not storage:
-        pytest.skip(f"Redis tests need {REDIS_ENV} (for example redis://127.0.0.1:6379/15)")
+@pytest.mark.parametrize("kind", ["memory", "redis"])
+def test_the_limit_holds_across_replicas(kind: str) -> None:
+    storage = redis_url() if kind == "redis" else "memory://"
     first = RateLimits(storage, "3/minute", "10/second")
     # A second replica shares the counters only through Redis; in memory, it is the same object.
     second = RateLimits(storage, "3/minute", "10/second") if storage.startswith("redis") else first
