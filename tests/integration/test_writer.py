@@ -121,3 +121,23 @@ def test_many_writes_from_many_turns_all_land(db: Database) -> None:
     writer.close()
     with db.read() as connection:
         assert connection.execute(select(func.count()).select_from(accounts)).scalar_one() == 60
+
+
+def test_writing_at_once_needs_nothing_from_a_pool_lent_out_to_threads(db: Database) -> None:
+    if not db.is_sqlite:
+        pytest.skip("writing at once is for SQLite")
+    with db.write_at_once() as connection:  # takes its connection from the pool, once
+        assert connection is not None
+    lent = []
+    try:
+        while db.engine.pool.checkedout() < db.engine.pool.size() + 20:  # type: ignore[attr-defined]
+            lent.append(db.engine.connect())
+        started = time.monotonic()
+        with db.write_at_once() as connection:
+            assert connection is not None
+            connection.execute(insert(accounts).values(id="busy", name="busy", balance=0, created_at=0))
+        assert time.monotonic() - started < 1
+    finally:
+        for connection in lent:
+            connection.close()
+    assert names(db) == {"busy"}

@@ -64,6 +64,7 @@ class Database:
         self._sqlite_turn = threading.Lock() if self.is_sqlite else None
         self._writer_turn: AbstractContextManager[object] = self._sqlite_turn or nullcontext()
         self._direct: _DirectReads | None = None
+        self._at_once: Connection | None = None
         if self.is_sqlite:
             database = self.url.database
             if database and database != ":memory:":
@@ -133,28 +134,34 @@ class Database:
             yield None
             return
         try:
-            with self.engine.connect() as connection:
-                driver = connection.connection.driver_connection
-                assert driver is not None
-                driver.execute("PRAGMA busy_timeout=0")
-                try:
-                    connection = connection.execution_options(**{_IMMEDIATE: True})
-                    try:
-                        transaction = connection.begin()
-                    except OperationalError:  # another process holds the write lock
-                        connection.rollback()
-                        transaction = None
-                    if transaction is None:
-                        yield None
-                    else:
-                        with transaction:
-                            yield connection
-                finally:
-                    driver.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            connection = self._at_once_connection()
+            try:
+                transaction = connection.begin()
+            except OperationalError:  # another process holds the write lock
+                connection.rollback()
+                yield None
+                return
+            with transaction:
+                yield connection
         finally:
             self._sqlite_turn.release()
 
+    def _at_once_connection(self) -> Connection:
+        """The connection kept for `write_at_once`: taken from the pool once, so that a pool
+        lent out to threads never makes the caller wait, and with no busy timeout."""
+        connection = self._at_once
+        if connection is None or connection.closed or connection.invalidated:
+            connection = self.engine.connect().execution_options(**{_IMMEDIATE: True})
+            driver = connection.connection.driver_connection
+            assert driver is not None
+            driver.execute("PRAGMA busy_timeout=0")
+            self._at_once = connection
+        return connection
+
     def dispose(self) -> None:
+        if self._at_once is not None:
+            self._at_once.close()
+            self._at_once = None
         if self._direct is not None:
             self._direct.close()
         self.engine.dispose()
