@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kinema.storage.base import InvalidKey, check_key
-from kinema.storage.signing import LinkCheck, LinkSigner, key_from_url
+from kinema.storage.signing import EXPIRY_STEP_S, LinkCheck, LinkSigner, key_from_url, link_expiry
 
 SECRET = b"test-secret-0123456789abcdef-xyz"
 BASE = "https://kinema.example"
@@ -175,3 +175,22 @@ def test_any_valid_key_round_trips_through_a_link(key: str, expires_at: int) -> 
     query = parse_qs(urlsplit(url).query)
     check = signer.verify(key, query["expires"][0], query["signature"][0], now=expires_at - 1)
     assert check is LinkCheck.VALID
+
+
+@given(now=st.integers(0, 2**40), lasting=st.integers(1, 10**7))
+def test_links_expire_on_the_next_whole_minute_after_their_lifetime(now: int, lasting: int) -> None:
+    expires_at = link_expiry(now, lasting)
+    assert expires_at % EXPIRY_STEP_S == 0
+    assert now + lasting <= expires_at < now + lasting + EXPIRY_STEP_S
+
+
+def test_a_remembered_link_is_the_link_signing_would_make(signer: LinkSigner) -> None:
+    first = signer.signed_url(BASE, KEY, EXPIRES)
+    again = signer.signed_url(BASE, KEY, EXPIRES)
+    assert again == first
+    assert again == f"{BASE}/files/{KEY}?{LinkSigner(SECRET).sign(KEY, EXPIRES)}"
+    assert signer.signed_url(BASE, KEY, EXPIRES + 60) != first
+    with pytest.raises(InvalidKey):  # a refusal is never remembered as a link
+        signer.signed_url(BASE, "../escape", EXPIRES)
+    with pytest.raises(InvalidKey):
+        signer.signed_url(BASE, "../escape", EXPIRES)
