@@ -19,6 +19,7 @@ Choices made where the contract is silent:
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -162,8 +163,13 @@ def _check_url(label: str, value: object, max_length: int) -> str:
     return value
 
 
+_WHITESPACE = re.compile(r"\s")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _is_web_url(value: str) -> bool:
-    if any(char.isspace() or not char.isprintable() for char in value) or _has_surrogate(value):
+    # Unprintable covers control characters and unpaired surrogates.
+    if not value.isprintable() or _WHITESPACE.search(value):
         return False
     try:
         parts = urlsplit(value)
@@ -192,7 +198,7 @@ def _check_choice(label: str, spec: InputField, value: object) -> str:
 
 
 def _has_surrogate(value: str) -> bool:
-    return any("\ud800" <= char <= "\udfff" for char in value)
+    return _SURROGATE.search(value) is not None
 
 
 def _sorted_keys(mapping: dict[object, object]) -> list[object]:
