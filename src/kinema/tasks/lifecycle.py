@@ -178,7 +178,7 @@ def list_tasks(
 
 
 _RUNNING: Final = (
-    select(func.count())
+    select(func.count().label("running"))
     .select_from(tasks)
     .where(tasks.c.account_id == bindparam("account_id"), tasks.c.state == TaskState.GENERATING.value)
 )
@@ -186,6 +186,12 @@ _RUNNING: Final = (
 
 def running_count(connection: Connection, account_id: str) -> int:
     return int(connection.execute(_RUNNING, {"account_id": account_id}).scalar_one())
+
+
+def running_now(db: Database, account_id: str) -> int:
+    """`running_count` as a read of its own (`Database.first`: quick enough for the event loop)."""
+    row = db.first(_RUNNING, {"account_id": account_id})
+    return 0 if row is None else int(row["running"])
 
 
 def count_by_state(connection: Connection) -> dict[TaskState, int]:

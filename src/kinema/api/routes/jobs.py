@@ -81,7 +81,7 @@ async def create_task(request: Request) -> Response:
         if earlier is None:
             raise
         return JSONResponse(ok({"taskId": earlier}))
-    except KinemaError:
+    except Exception:
         await _forget_input(found, new)
         raise
     if isinstance(made, str):  # the task an earlier request with this Idempotency-Key made
@@ -128,8 +128,7 @@ def _order(found: Services, raw: bytes, idempotency_key: str | None) -> _Order:
 
 def _earlier_task(found: Services, who: Caller, order: _Order) -> str | None:
     assert order.key is not None
-    with found.db.read() as connection:
-        return idempotency.earlier_task(connection, who.account_id, order.key, order.digest, found.clock())
+    return idempotency.earlier_task_now(found.db, who.account_id, order.key, order.digest, found.clock())
 
 
 def _insert_task(
@@ -206,8 +205,7 @@ async def record_info(request: Request) -> Response:
 
 
 def _held(found: Services, who: Caller) -> bool:
-    with found.db.quick_read() as connection:
-        return _at_cap(found, connection, who)
+    return lifecycle.running_now(found.db, who.account_id) >= found.settings.max_running_per_account
 
 
 class PlainRoute(APIRoute):
