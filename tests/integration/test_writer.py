@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 
 import pytest
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import Connection, event, func, insert, select
 
 from kinema.domain.errors import InvalidInput
 from kinema.store.database import Database
@@ -141,3 +141,24 @@ def test_writing_at_once_needs_nothing_from_a_pool_lent_out_to_threads(db: Datab
         for connection in lent:
             connection.close()
     assert names(db) == {"busy"}
+
+
+def test_a_long_turn_commits_in_batches_of_the_largest_size(db: Database) -> None:
+    writer = LoopWriter(db, max_batch=4)
+    commits = 0
+
+    def count(_connection: Connection) -> None:
+        nonlocal commits
+        commits += 1
+
+    event.listen(db.engine, "commit", count)
+
+    async def main() -> list[str]:
+        return await asyncio.gather(*(writer.write(add_account(f"b{index}")) for index in range(10)))
+
+    assert sorted(asyncio.run(main())) == sorted(f"b{index}" for index in range(10))
+    writer.close()
+    event.remove(db.engine, "commit", count)
+    assert len(names(db)) == 10
+    # One turn of the loop: 4 + 4 + 2 (on PostgreSQL each write commits alone).
+    assert commits == (3 if db.is_sqlite else 10)

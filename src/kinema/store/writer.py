@@ -93,8 +93,11 @@ class LoopWriter:
         """Run this turn's writes on the loop if the write lock is free, else in the thread."""
         gathered, self._gathered = self._gathered, []
         live = [write for write in gathered if not write.future.cancelled()]
-        if not live:
-            return
+        # A transaction at most `max_batch` writes long, so that none holds the loop for long.
+        for start in range(0, len(live), self._max_batch):
+            self._flush_batch(live[start : start + self._max_batch])
+
+    def _flush_batch(self, live: list[_Write[Any]]) -> None:
         try:
             with self._db.write_at_once() as connection:
                 if connection is not None:
