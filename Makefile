@@ -39,9 +39,11 @@ lint: install
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-## bench: speed, smoothness and memory of the motion engine against its baselines
+## bench: the motion engine (speed, smoothness, memory) and the API (throughput, latency,
+## dispatch), each against its baselines
 bench: install
 	$(BIN)/python -m bench.motion
+	$(BIN)/python -m bench.api
 
 ## lock: re-pin every installed package (run after `make test` installed every extra)
 # A local version label (torch's "+cpu") is dropped: the pin then takes whichever build of
