@@ -12,7 +12,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Final, Protocol
 
@@ -61,8 +61,8 @@ class Database:
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = normalise_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
+        #: SQLite's writers of this process queue here (see `write`).
         self._sqlite_turn = threading.Lock() if self.is_sqlite else None
-        self._writer_turn: AbstractContextManager[object] = self._sqlite_turn or nullcontext()
         self._direct: _DirectReads | None = None
         self._at_once: Connection | None = None
         if self.is_sqlite:
@@ -115,7 +115,7 @@ class Database:
         order, rather than in SQLite's busy handler, which sleeps in growing steps even after
         the lock is free and gives a burst of writers a long tail.
         """
-        with self._writer_turn, self.engine.connect() as connection:
+        with self._sqlite_turn or nullcontext(), self.engine.connect() as connection:
             connection = connection.execution_options(**{_IMMEDIATE: True})
             with connection.begin():
                 yield connection

@@ -200,12 +200,10 @@ async def record_info(request: Request) -> Response:
         raise BadRequest("taskId parameter is required")
     if task is None:
         raise InvalidInput(RECORD_NOT_FOUND)
-    held = task.state is TaskState.QUEUING and await found.read_quickly(_held, found, who)
+    held = False
+    if task.state is TaskState.QUEUING:
+        held = _at_cap(found, await found.read_quickly(lifecycle.running_now, found.db, who.account_id))
     return JSONResponse(ok(_record(found, task, held=held)))
-
-
-def _held(found: Services, who: Caller) -> bool:
-    return lifecycle.running_now(found.db, who.account_id) >= found.settings.max_running_per_account
 
 
 class PlainRoute(APIRoute):
@@ -274,7 +272,9 @@ def list_tasks(
         page = lifecycle.list_tasks(
             connection, who.account_id, limit=page_size + 1, before=before, state=state
         )
-        held = any(task.state is TaskState.QUEUING for task in page) and _at_cap(found, connection, who)
+        held = any(task.state is TaskState.QUEUING for task in page) and _at_cap(
+            found, lifecycle.running_count(connection, who.account_id)
+        )
     more = len(page) > page_size
     page = page[:page_size]
     next_cursor = _write_cursor(page[-1]) if more else None
@@ -303,9 +303,9 @@ def _record(found: Services, task: Task, *, held: bool = False) -> dict[str, Any
     return task_record(task, found.signer, found.settings.public_url, expires_at, held=held)
 
 
-def _at_cap(found: Services, connection: Connection, who: Caller) -> bool:
-    """Whether the account's queued tasks wait for its running ones to finish."""
-    return lifecycle.running_count(connection, who.account_id) >= found.settings.max_running_per_account
+def _at_cap(found: Services, running: int) -> bool:
+    """Whether an account running `running` tasks has its queued ones wait for them to finish."""
+    return running >= found.settings.max_running_per_account
 
 
 def _write_cursor(task: Task) -> str:
@@ -375,7 +375,11 @@ async def stream(
 def _current(found: Services, who: Caller, task_id: str) -> dict[str, Any] | None:
     with found.db.read() as connection:
         task = lifecycle.get_task(connection, task_id, who.account_id)
-        held = task is not None and task.state is TaskState.QUEUING and _at_cap(found, connection, who)
+        held = (
+            task is not None
+            and task.state is TaskState.QUEUING
+            and _at_cap(found, lifecycle.running_count(connection, who.account_id))
+        )
     return None if task is None else _record(found, task, held=held)
 
 
