@@ -9,8 +9,6 @@ from collections.abc import Callable, Mapping
 
 from limits import parse as parse_limit
 from prometheus_client import CollectorRegistry
-from sqlalchemy import insert, select
-from sqlalchemy.exc import IntegrityError
 
 from kinema.domain.clock import Clock
 from kinema.domain.errors import EngineUnavailable
@@ -26,9 +24,9 @@ from kinema.settings import Settings
 from kinema.storage.local import LocalBlobStore
 from kinema.storage.own import OwnFiles
 from kinema.storage.signing import LinkSigner
+from kinema.store import secrets as secrets_store
 from kinema.store.database import Database
 from kinema.store.gate import LocalRateGate, SqlRateGate
-from kinema.store.schema import server_secrets
 from kinema.webhooks.deliverer import Deliverer, DeliveryOptions
 from kinema.worker.runner import Worker, WorkerMetrics, WorkerOptions
 from kinema.worker.signals import CancelSignals, Wakeup
@@ -53,21 +51,9 @@ def link_signer(settings: Settings, db: Database, now: int) -> LinkSigner:
     if settings.secret_key is not None:
         return LinkSigner(settings.secret_key.get_secret_value().encode())
     with db.write() as connection:
-        stored = connection.execute(
-            select(server_secrets.c.value).where(server_secrets.c.name == _LINK_SECRET)
-        ).scalar_one_or_none()
-        if stored is None:
-            stored = secrets.token_urlsafe(32)
-            try:
-                with connection.begin_nested():
-                    connection.execute(
-                        insert(server_secrets).values(name=_LINK_SECRET, value=stored, created_at=now)
-                    )
-            except IntegrityError:
-                # Another process made it first; theirs is the one.
-                stored = connection.execute(
-                    select(server_secrets.c.value).where(server_secrets.c.name == _LINK_SECRET)
-                ).scalar_one()
+        stored = secrets_store.server_secret(
+            connection, db.dialect, _LINK_SECRET, secrets.token_urlsafe(32), now
+        )
     return LinkSigner(stored.encode())
 
 

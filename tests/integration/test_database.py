@@ -49,12 +49,11 @@ def test_each_read_sees_the_latest_commit(db: Database) -> None:
 def test_a_revoked_key_stops_authenticating_at_once(db: Database) -> None:
     with db.write() as connection:
         new = keys.open_account(connection, "reader", 0, system_clock())
-    header = f"Bearer {new.secret}"
-    assert keys.authenticate(db, header).key_id == new.record.id
+    assert keys.authenticate(db, new.secret).key_id == new.record.id
     with db.write() as connection:
         keys.revoke_key(connection, new.record.id, system_clock())
     with pytest.raises(Unauthorized):
-        keys.authenticate(db, header)
+        keys.authenticate(db, new.secret)
 
 
 def test_reads_from_many_threads_then_dispose(db: Database) -> None:

@@ -8,11 +8,13 @@ import secrets
 from dataclasses import dataclass
 from typing import Final
 
-from sqlalchemy import ColumnElement, Connection, bindparam, insert, select, update
-
+from kinema.domain.accounts import Caller, KeyRecord
 from kinema.domain.errors import NotFound, Unauthorized
-from kinema.store.database import Database
-from kinema.store.schema import accounts, api_keys
+from kinema.store import credits as account_statements
+from kinema.store import keys as statements
+from kinema.store.database import Connection, Database
+
+__all__ = ["Caller", "KeyRecord", "NewKey", "authenticate", "open_account", "revoke_key"]
 
 KEY_PREFIX: Final = "kn_"
 #: 32 random bytes in URL-safe base64: 43 characters after the prefix.
@@ -21,38 +23,11 @@ _SHOWN_PREFIX_LENGTH: Final = 10
 
 
 @dataclass(frozen=True, slots=True)
-class Caller:
-    """Who is calling: the account and the key it used."""
-
-    account_id: str
-    key_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class KeyRecord:
-    """A key as listings show it: never the key itself, only its first characters."""
-
-    id: str
-    account_id: str
-    account_name: str
-    name: str
-    prefix: str
-    created_at: int
-    revoked_at: int | None
-
-
-@dataclass(frozen=True, slots=True)
 class NewKey:
     """A key just made; `secret` is the only copy that will ever exist."""
 
     record: KeyRecord
     secret: str
-
-
-#: Built once: every API call runs it, and a prebuilt statement skips rebuilding and re-keying it.
-_LIVE_KEY: Final = select(api_keys.c.id, api_keys.c.account_id).where(
-    api_keys.c.key_hash == bindparam("key_hash"), api_keys.c.revoked_at.is_(None)
-)
 
 
 def hash_key(secret: str) -> str:
@@ -71,7 +46,7 @@ def new_id() -> str:
 
 def create_account(connection: Connection, name: str, now: int) -> str:
     account_id = new_id()
-    connection.execute(insert(accounts).values(id=account_id, name=name, balance=0, created_at=now))
+    account_statements.insert_account(connection, account_id, name, now)
     return account_id
 
 
@@ -79,63 +54,39 @@ def create_key(connection: Connection, account_id: str, name: str, now: int) -> 
     secret = KEY_PREFIX + secrets.token_urlsafe(32)
     key_id = new_id()
     prefix = secret[:_SHOWN_PREFIX_LENGTH]
-    connection.execute(
-        insert(api_keys).values(
-            id=key_id,
-            account_id=account_id,
-            name=name,
-            prefix=prefix,
-            key_hash=hash_key(secret),
-            created_at=now,
-        )
-    )
-    account_name = connection.execute(select(accounts.c.name).where(accounts.c.id == account_id)).scalar_one()
+    statements.insert_key(connection, key_id, account_id, name, prefix, hash_key(secret), now)
+    account_name = account_statements.account_name(connection, account_id)
+    if account_name is None:
+        raise NotFound(f"no account {account_id!r}")
     record = KeyRecord(key_id, account_id, account_name, name, prefix, now, None)
     return NewKey(record, secret)
 
 
-def bearer_hash(authorization: str | None) -> str:
-    """The stored hash of the key in an ``Authorization: Bearer <key>`` header, or `Unauthorized`
-    when the header holds no well-formed key."""
-    if not authorization:
+def authenticate(db: Database, secret: str) -> Caller:
+    """The caller behind a key, or `Unauthorized` for a malformed, unknown or revoked one."""
+    if not is_well_formed(secret):
         raise Unauthorized()
-    scheme, _, secret = authorization.strip().partition(" ")
-    secret = secret.strip()
-    if scheme.lower() != "bearer" or not is_well_formed(secret):
+    return authenticate_hash(db, hash_key(secret))
+
+
+def authenticate_hash(db: Database, key_hash: str) -> Caller:
+    """The caller behind the key with this hash, or `Unauthorized` (quick enough for the event loop)."""
+    caller = statements.live_key(db, key_hash)
+    if caller is None:
         raise Unauthorized()
-    return hash_key(secret)
+    return caller
 
 
-def authenticate(db: Database, authorization: str | None) -> Caller:
-    """The caller behind an ``Authorization: Bearer <key>`` header, or `Unauthorized`."""
-    row = db.first(_LIVE_KEY, {"key_hash": bearer_hash(authorization)})
-    if row is None:
-        raise Unauthorized()
-    return Caller(account_id=row["account_id"], key_id=row["id"])
-
-
-def list_keys(connection: Connection, condition: ColumnElement[bool] | None = None) -> list[KeyRecord]:
-    query = (
-        select(api_keys, accounts.c.name.label("account_name"))
-        .join(accounts, accounts.c.id == api_keys.c.account_id)
-        .order_by(api_keys.c.created_at, api_keys.c.id)
-    )
-    if condition is not None:
-        query = query.where(condition)
-    return [
-        KeyRecord(
-            row.id, row.account_id, row.account_name, row.name, row.prefix, row.created_at, row.revoked_at
-        )
-        for row in connection.execute(query)
-    ]
+def list_keys(connection: Connection) -> list[KeyRecord]:
+    return statements.list_keys(connection)
 
 
 def find_key(connection: Connection, reference: str) -> KeyRecord:
     """A key by its id, its shown prefix, or the whole secret."""
     if is_well_formed(reference):
-        matches = list_keys(connection, api_keys.c.key_hash == hash_key(reference))
+        matches = statements.keys_by_hash(connection, hash_key(reference))
     else:
-        matches = list_keys(connection, (api_keys.c.id == reference) | (api_keys.c.prefix == reference))
+        matches = statements.keys_by_id_or_prefix(connection, reference)
     if not matches:
         raise NotFound(f"no key matches {reference!r}")
     if len(matches) > 1:
@@ -145,12 +96,7 @@ def find_key(connection: Connection, reference: str) -> KeyRecord:
 
 def revoke_key(connection: Connection, key_id: str, now: int) -> bool:
     """Revoke a key; False when it was already revoked."""
-    result = connection.execute(
-        update(api_keys)
-        .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
-        .values(revoked_at=now)
-    )
-    return result.rowcount == 1
+    return statements.revoke(connection, key_id, now)
 
 
 def open_account(connection: Connection, name: str, starting_credits: int, now: int) -> NewKey:
@@ -166,7 +112,6 @@ def open_account(connection: Connection, name: str, starting_credits: int, now: 
 
 def resolve_account(connection: Connection, reference: str) -> str:
     """The account named by an account id, or by any reference `find_key` takes."""
-    found = connection.execute(select(accounts.c.id).where(accounts.c.id == reference)).scalar_one_or_none()
-    if found is not None:
-        return str(found)
+    if statements.account_exists(connection, reference):
+        return reference
     return find_key(connection, reference).account_id

@@ -23,12 +23,14 @@ from kinema.api.ratelimit import RateLimits
 from kinema.api.routes import (
     account,
     admin,
+    callbacks,
     docs,
     health,
     jobs,
     models,
     playground,
     samples,
+    stream,
     uploads,
     webhooks,
 )
@@ -39,7 +41,7 @@ from kinema.domain.clock import Clock, system_clock
 from kinema.engines.base import Engine
 from kinema.settings import Settings
 from kinema.storage.own import OwnFiles
-from kinema.store.writer import LoopWriter
+from kinema.store.gateway import Gateway
 from kinema.worker.runner import Worker
 from kinema.worker.signals import CancelSignals, Wakeup
 
@@ -74,7 +76,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, engine: Engin
         own_files=OwnFiles(settings.public_url, store, signer, lambda: clock() // 1000),
         upload_rules=runtime.upload_rules(settings),
         deliverer_wake=deliverer.wake,
-        writer=LoopWriter(db),
+        gateway=Gateway(db),
     )
     registry.register(TaskCollector(found))
 
@@ -107,7 +109,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, engine: Engin
             gc.unfreeze()
             if worker is not None:
                 worker.stop()
-            found.writer.close()
+            found.gateway.close()
             deliverer.stop()
             db.dispose()
 
@@ -124,6 +126,8 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, engine: Engin
     jobs.add_hot_routes(app)
     for router in (
         jobs.router,
+        stream.router,
+        callbacks.router,
         uploads.router,
         webhooks.router,
         account.router,

@@ -7,16 +7,34 @@ from typing import Annotated
 
 from fastapi import Depends, Header
 
-from kinema.accounts.keys import Caller, authenticate
+from kinema.accounts.keys import Caller, authenticate, hash_key, is_well_formed
 from kinema.api.services import Services, services
 from kinema.domain.errors import Unauthorized
+
+
+def bearer_token(authorization: str | None) -> str:
+    """What an ``Authorization: Bearer <token>`` header carries, or `Unauthorized`."""
+    scheme, _, token = (authorization or "").strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized()
+    return token
+
+
+def bearer_key_hash(authorization: str | None) -> str:
+    """The stored hash of the key in an ``Authorization`` header, or `Unauthorized` when the
+    header holds no well-formed key."""
+    secret = bearer_token(authorization)
+    if not is_well_formed(secret):
+        raise Unauthorized()
+    return hash_key(secret)
 
 
 def caller(
     found: Annotated[Services, Depends(services)],
     authorization: Annotated[str | None, Header()] = None,
 ) -> Caller:
-    return authenticate(found.db, authorization)
+    return authenticate(found.db, bearer_token(authorization))
 
 
 def admin(
@@ -24,10 +42,9 @@ def admin(
     authorization: Annotated[str | None, Header()] = None,
 ) -> None:
     token = found.settings.admin_token
-    scheme, _, given = (authorization or "").strip().partition(" ")
-    if token is None or scheme.lower() != "bearer":
+    if token is None:
         raise Unauthorized()
-    if not hmac.compare_digest(given.strip().encode(), token.get_secret_value().encode()):
+    if not hmac.compare_digest(bearer_token(authorization).encode(), token.get_secret_value().encode()):
         raise Unauthorized()
 
 

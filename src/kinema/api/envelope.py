@@ -16,11 +16,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from kinema.domain.errors import KinemaError, RateLimited
+from kinema.domain.errors import KinemaError, RateLimited, TaskNotFound
 
 log = logging.getLogger("kinema.api")
 
 SUCCESS: Final = "success"
+#: What the published API answers for a task that is not the caller's (or does not exist).
+RECORD_NOT_FOUND: Final = "recordInfo is null"
 _REAL_STATUSES: Final = frozenset(status.value for status in HTTPStatus)
 
 
@@ -65,7 +67,7 @@ def install_error_handlers(app: FastAPI, *, strict: bool) -> None:
             response = Envelope(error.code, error.message, headers=headers, upload=upload)
             response.status_code = 429
             return response
-        return Envelope(error.code, error.message, strict=strict, upload=upload)
+        return Envelope(error.code, message_of(error), strict=strict, upload=upload)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
@@ -85,6 +87,13 @@ def install_error_handlers(app: FastAPI, *, strict: bool) -> None:
         response = Envelope(500, "internal server error")
         response.status_code = 500
         return response
+
+
+def message_of(error: KinemaError) -> str:
+    """The words the wire uses for a domain error."""
+    if isinstance(error, TaskNotFound):
+        return RECORD_NOT_FOUND
+    return error.message
 
 
 def describe_validation_error(error: RequestValidationError) -> str:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import ParamSpec, TypeVar
 
 from fastapi import Request
 from prometheus_client import CollectorRegistry
-from starlette.concurrency import run_in_threadpool
 
 from kinema.api.ratelimit import RateLimits
 from kinema.catalog import Catalog, PriceTable
@@ -21,7 +21,8 @@ from kinema.storage.base import BlobStore
 from kinema.storage.own import OwnFiles
 from kinema.storage.signing import LinkSigner
 from kinema.store.database import Database
-from kinema.store.writer import LoopWriter
+from kinema.store.gateway import Gateway
+from kinema.tasks.submit import SubmitPorts
 from kinema.worker.signals import CancelSignals, Wakeup
 
 P = ParamSpec("P")
@@ -46,24 +47,32 @@ class Services:
     own_files: OwnFiles
     upload_rules: UploadRules
     deliverer_wake: Callable[[], None]
-    writer: LoopWriter
+    gateway: Gateway
 
     def now_s(self) -> int:
         return self.clock() // 1000
 
     async def read_quickly(self, read: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        """Run a short read: on the event loop for SQLite, in the thread pool otherwise.
-
-        A SQLite read in WAL mode never waits for a lock and takes microseconds, far less than
-        the trip to a thread and back (and the fight for the GIL between many threads) costs.
-        A server's reads wait on the network, so they go to a thread.
-        """
-        if self.db.is_sqlite:
-            return read(*args, **kwargs)
-        return await run_in_threadpool(read, *args, **kwargs)
+        """Run a short read where it costs least (`Gateway.read`): the event loop never waits."""
+        return await self.gateway.read(read, *args, **kwargs)
 
     def engine_for(self, model: str) -> EngineInfo:
         return self.engines[self.router.name_for(model)]
+
+    @cached_property
+    def submit_ports(self) -> SubmitPorts:
+        """What `kinema.tasks.submit` needs, built on first use."""
+        return SubmitPorts(
+            gateway=self.gateway,
+            store=self.store,
+            own_files=self.own_files,
+            catalog=self.catalog,
+            prices=self.prices,
+            engine_for=self.engine_for,
+            clock=self.clock,
+            task_timeout_ms=round(self.settings.task_timeout_seconds * 1000),
+            idempotency_ttl_ms=round(self.settings.idempotency_hours * 3600 * 1000),
+        )
 
 
 async def services(request: Request) -> Services:

@@ -23,7 +23,7 @@ def local_key(settings: Settings, db: Database) -> str:
     if path.exists():
         saved = path.read_text().strip()
         try:
-            keys.authenticate(db, f"Bearer {saved}")
+            keys.authenticate(db, saved)
             return saved
         except Unauthorized:
             pass  # revoked, or a different database: make a new one

@@ -73,6 +73,15 @@ class NotFound(KinemaError):
     code = 404
 
 
+class TaskNotFound(KinemaError):
+    """No such task for this caller (another account's task looks exactly the same)."""
+
+    code = 422
+
+    def __init__(self, message: str = "no such task") -> None:
+        super().__init__(message)
+
+
 class RateLimited(KinemaError):
     """Too many requests; ``retry_after_s`` says when the next one can succeed."""
 

@@ -11,13 +11,12 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import delete, insert, select
-
 from kinema.domain.errors import InvalidInput
 from kinema.media.types import EXTENSIONS, sniff_type
+from kinema.storage import layout
 from kinema.storage.base import BlobStore, InvalidKey, check_key
+from kinema.store import uploads as statements
 from kinema.store.database import Database
-from kinema.store.schema import uploads
 
 MAX_UPLOAD_PATH = 512
 MAX_FILE_NAME = 200
@@ -50,7 +49,7 @@ class Upload:
 
 
 def account_prefix(account_id: str) -> str:
-    return f"uploads/{account_id}/"
+    return layout.upload_prefix(account_id)
 
 
 def clean_upload_path(upload_path: object) -> str:
@@ -116,7 +115,7 @@ def save_upload(
     mime_type = check_content(data, rules)
     name = clean_file_name(file_name, mime_type)
     file_path = f"{folder}/{name}"
-    key = account_prefix(account_id) + file_path
+    key = layout.upload_key(account_id, file_path)
     try:
         check_key(key)
     except InvalidKey as error:
@@ -124,35 +123,33 @@ def save_upload(
     info = store.put_bytes(key, data)
     upload = Upload(key, account_id, name, file_path, info.size, mime_type, now, now + retention_ms)
     with db.write() as connection:
-        connection.execute(delete(uploads).where(uploads.c.key == key))
-        connection.execute(
-            insert(uploads).values(
-                key=key,
-                account_id=account_id,
-                file_path=file_path,
-                size=upload.size,
-                mime_type=mime_type,
-                created_at=now,
-                expires_at=upload.expires_at,
-            )
+        statements.replace_upload(
+            connection,
+            key=key,
+            account_id=account_id,
+            file_path=file_path,
+            size=upload.size,
+            mime_type=mime_type,
+            created_at=now,
+            expires_at=upload.expires_at,
         )
     return upload
 
 
 def find_upload(db: Database, key: str) -> Upload | None:
     with db.read() as connection:
-        row = connection.execute(select(uploads).where(uploads.c.key == key)).first()
+        row = statements.upload_by_key(connection, key)
     if row is None:
         return None
     return Upload(
-        row.key,
-        row.account_id,
-        row.file_path.rsplit("/", 1)[-1],
-        row.file_path,
-        int(row.size),
-        row.mime_type,
-        int(row.created_at),
-        int(row.expires_at),
+        row["key"],
+        row["account_id"],
+        row["file_path"].rsplit("/", 1)[-1],
+        row["file_path"],
+        int(row["size"]),
+        row["mime_type"],
+        int(row["created_at"]),
+        int(row["expires_at"]),
     )
 
 

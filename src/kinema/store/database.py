@@ -1,44 +1,28 @@
-"""The database: engine set-up, transactions, and migrations. Dialect differences live here.
+"""The database: one engine per process, its transactions, and migrations.
 
-SQLite is a real dialect here, not a toy: WAL so readers never wait for the writer, a busy
-timeout instead of instant "database is locked" errors, foreign keys on, and ``BEGIN IMMEDIATE``
-for every transaction that writes, so two writers queue up at the start instead of failing
-when the second tries to upgrade its read lock. PostgreSQL claims rows with
-``FOR UPDATE SKIP LOCKED`` (see `kinema.store.tasks`).
+What differs between SQLite and PostgreSQL lives in `kinema.store.dialects`, one class each,
+chosen once here from the URL.
 """
 
 from __future__ import annotations
 
-import sqlite3
-import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import (
-    Connection,
-    CursorResult,
-    Engine,
-    Executable,
-    Select,
-    create_engine,
-    event,
-    make_url,
-    text,
-)
-from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite as sqlite_dialect
+from sqlalchemy import Connection, CursorResult, Executable, Select, make_url, text
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import OperationalError
+
+from kinema.store.dialects import Dialect, Row, SQLite, dialect_for
+
+__all__ = ["Connection", "Database", "Row", "normalise_url", "run"]
 
 MIGRATIONS_DIR: Final = Path(__file__).parent / "migrations"
-_IMMEDIATE: Final = "kinema_immediate"
-_STATEMENT_READS: Final = "kinema_statement_reads"
-SQLITE_BUSY_TIMEOUT_MS: Final = 10_000
 
 
 def normalise_url(url: str) -> URL:
@@ -49,32 +33,21 @@ def normalise_url(url: str) -> URL:
     return parsed
 
 
-class Row(Protocol):
-    """A row read by column name: SQLAlchemy's `RowMapping`, or the driver's own row."""
-
-    def __getitem__(self, name: str, /) -> Any: ...
-
-
 class Database:
-    """One engine per process and database; hands out read and write transactions."""
+    """One engine per process and database; hands out read and write transactions.
+
+    What differs between SQLite and PostgreSQL is `dialect`'s (`kinema.store.dialects`).
+    """
 
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = normalise_url(url)
-        self.is_sqlite = self.url.get_backend_name() == "sqlite"
-        #: SQLite's writers of this process queue here (see `write`).
-        self._sqlite_turn = threading.Lock() if self.is_sqlite else None
-        self._direct: _DirectReads | None = None
-        self._at_once: Connection | None = None
-        if self.is_sqlite:
-            database = self.url.database
-            if database and database != ":memory:":
-                Path(database).parent.mkdir(parents=True, exist_ok=True)
-            self.engine = create_engine(self.url, pool_size=pool_size, max_overflow=20)
-            _configure_sqlite(self.engine)
-            if database and database != ":memory:":
-                self._direct = _DirectReads(database)
-        else:
-            self.engine = create_engine(self.url, pool_size=pool_size, max_overflow=20, pool_pre_ping=True)
+        self.dialect: Dialect = dialect_for(self.url)
+        self.engine = self.dialect.create_engine(self.url, pool_size)
+        self._sqlite_turn = self.dialect.turn if isinstance(self.dialect, SQLite) else None
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.dialect.name == "sqlite"
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -82,30 +55,21 @@ class Database:
         with self.engine.begin() as connection:
             yield connection
 
-    @contextmanager
-    def quick_read(self) -> Iterator[Connection]:
-        """Reads where each statement may see its own snapshot (on SQLite, no BEGIN at all).
-
-        For the hot read paths (a key, then a task): each row is read whole and consistent,
-        and skipping the transaction's BEGIN saves a round through the driver per request.
-        """
-        with self.engine.connect() as connection:
-            connection = connection.execution_options(**{_STATEMENT_READS: True})
-            with connection.begin():
-                yield connection
-
     def first(self, statement: Select[Any], params: Mapping[str, object]) -> Row | None:
         """The first row of a prebuilt select, read at the least cost the database allows.
 
         For the paths clients hammer (polling a task). On a SQLite file the statement goes
         straight to the driver, compiled once, on a read-only connection this thread keeps:
         no pool, no transaction, no per-call statement handling, and it sees the latest commit.
-        Elsewhere it is one short read through SQLAlchemy.
+        Elsewhere it is one short read through SQLAlchemy. The values are the same either way.
         """
-        if self._direct is not None:
-            return self._direct.first(statement, params)
-        with self.quick_read() as connection:
-            return connection.execute(statement, params).mappings().first()
+        if self.dialect.reads_directly:
+            return self.dialect.first(statement, params)
+        with self.engine.connect() as connection:
+            connection = connection.execution_options(**self.dialect.read_options())
+            with connection.begin():
+                found = connection.execute(statement, params).mappings().first()
+        return None if found is None else dict(found)
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
@@ -116,7 +80,7 @@ class Database:
         the lock is free and gives a burst of writers a long tail.
         """
         with self._sqlite_turn or nullcontext(), self.engine.connect() as connection:
-            connection = connection.execution_options(**{_IMMEDIATE: True})
+            connection = connection.execution_options(**self.dialect.write_options())
             with connection.begin():
                 yield connection
 
@@ -124,46 +88,13 @@ class Database:
     def write_at_once(self) -> Iterator[Connection | None]:
         """A write transaction if one can start without waiting, else None (SQLite only).
 
-        For code that must not block (the event loop): no waiting for this process's writers,
-        nor for another process's, whose lock makes ``BEGIN`` fail at once instead of waiting
-        out the busy timeout.
+        For code that must not block (the event loop).
         """
-        if self._sqlite_turn is None:
-            raise TypeError("write_at_once is for SQLite")
-        if not self._sqlite_turn.acquire(blocking=False):
-            yield None
-            return
-        try:
-            connection = self._at_once_connection()
-            try:
-                transaction = connection.begin()
-            except OperationalError:  # another process holds the write lock
-                connection.rollback()
-                yield None
-                return
-            with transaction:
-                yield connection
-        finally:
-            self._sqlite_turn.release()
-
-    def _at_once_connection(self) -> Connection:
-        """The connection kept for `write_at_once`: taken from the pool once, so that a pool
-        lent out to threads never makes the caller wait, and with no busy timeout."""
-        connection = self._at_once
-        if connection is None or connection.closed or connection.invalidated:
-            connection = self.engine.connect().execution_options(**{_IMMEDIATE: True})
-            driver = connection.connection.driver_connection
-            assert driver is not None
-            driver.execute("PRAGMA busy_timeout=0")
-            self._at_once = connection
-        return connection
+        with self.dialect.write_at_once(self.engine) as connection:
+            yield connection
 
     def dispose(self) -> None:
-        if self._at_once is not None:
-            self._at_once.close()
-            self._at_once = None
-        if self._direct is not None:
-            self._direct.close()
+        self.dialect.close()
         self.engine.dispose()
 
     # Migrations.
@@ -200,89 +131,7 @@ def run(connection: Connection, statement: Executable, params: Mapping[str, obje
     to the driver, compiled once, skipping SQLAlchemy's per-call statement handling, which
     costs twice what SQLite takes to run it. Elsewhere it is an ordinary `Connection.execute`.
     """
-    if connection.dialect.name != "sqlite":
-        result: CursorResult[Any] = connection.execute(statement, params)
-        return result.rowcount
-    sql, values = _SQLITE.bind(statement, params)
-    driver = connection.connection.driver_connection
-    assert driver is not None
-    return int(driver.execute(sql, values).rowcount)
-
-
-class _Statements:
-    """Prebuilt statements compiled once for SQLite's driver, with their parameters in order."""
-
-    def __init__(self) -> None:
-        self._dialect = sqlite_dialect()
-        self._compiled: dict[Executable, tuple[str, tuple[str, ...], dict[str, object]]] = {}
-
-    def bind(self, statement: Executable, params: Mapping[str, object]) -> tuple[str, list[object]]:
-        found = self._compiled.get(statement)
-        if found is None:
-            compiled = statement.compile(dialect=self._dialect)  # type: ignore[attr-defined]
-            constants = {name: bind.effective_value for name, bind in compiled.binds.items()}
-            found = (compiled.string, tuple(compiled.positiontup or ()), constants)
-            self._compiled[statement] = found
-        sql, names, constants = found
-        # Values go to the driver as they are: the tables hold plain numbers and text.
-        return sql, [params[name] if name in params else constants[name] for name in names]
-
-
-_SQLITE: Final = _Statements()
-
-
-class _DirectReads:
-    """Reads on a SQLite file through the driver alone, one read-only connection per thread."""
-
-    def __init__(self, path: str) -> None:
-        self._path = path
-        self._local = threading.local()
-        self._opened: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
-
-    def first(self, statement: Select[Any], params: Mapping[str, object]) -> sqlite3.Row | None:
-        sql, values = _SQLITE.bind(statement, params)
-        row: sqlite3.Row | None = self._connection().execute(sql, values).fetchone()
-        return row
-
-    def _connection(self) -> sqlite3.Connection:
-        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
-        if connection is None:
-            # Autocommit: each statement reads the latest commit; closed from any thread.
-            connection = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-            connection.row_factory = sqlite3.Row
-            connection.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-            connection.execute("PRAGMA query_only=ON")
-            with self._lock:
-                self._opened.append(connection)
-            self._local.connection = connection
-        return connection
-
-    def close(self) -> None:
-        with self._lock:
-            opened, self._opened = self._opened, []
-        for connection in opened:
-            connection.close()
-        self._local = threading.local()
-
-
-def _configure_sqlite(engine: Engine) -> None:
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Let SQLAlchemy's "begin" event below issue BEGIN, instead of the driver's own
-        # deferred BEGIN, so write transactions can be IMMEDIATE.
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(connection: Connection) -> None:
-        options = connection.get_execution_options()
-        if options.get(_IMMEDIATE, False):
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
-        elif not options.get(_STATEMENT_READS, False):
-            connection.exec_driver_sql("BEGIN")
+    if connection.dialect.name == SQLite.name:
+        return SQLite.run(connection, statement, params)
+    result: CursorResult[Any] = connection.execute(statement, params)
+    return result.rowcount

@@ -3,17 +3,16 @@
 Remote engines pass each upstream request through one (MiniMax allows 5 video requests a
 minute per account), so any number of workers, on any number of machines, stay under it
 together. The count lives in ``rate_events``; each turn is one short write transaction, which
-SQLite's write lock or a PostgreSQL advisory lock serialises.
+the dialect serialises (SQLite's write lock, a PostgreSQL advisory lock).
 """
 
 from __future__ import annotations
 
 import threading
-import zlib
 from collections import deque
 from collections.abc import Callable
 
-from sqlalchemy import delete, func, insert, select, text
+from sqlalchemy import delete, func, insert, select
 
 from kinema.domain.clock import Clock
 from kinema.store.database import Database
@@ -29,15 +28,13 @@ class SqlRateGate:
         self.limit = limit
         self.window_ms = window_ms
         self.clock = clock
-        self._lock_id = zlib.crc32(name.encode())
 
     def try_turn(self) -> int:
         """Take a turn now and answer 0, or answer how many ms until one may be free."""
         now = self.clock()
         since = now - self.window_ms
         with self.db.write() as connection:
-            if not self.db.is_sqlite:
-                connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": self._lock_id})
+            self.db.dialect.serialise(connection, f"kinema.gate:{self.name}")
             connection.execute(
                 delete(rate_events).where(rate_events.c.name == self.name, rate_events.c.at <= since)
             )

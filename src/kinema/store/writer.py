@@ -69,7 +69,7 @@ class LoopWriter:
         `work` must only touch the database: on SQLite it shares the transaction with other
         writes, and anything it does outside (files, signals) would outlive a rollback.
         """
-        if not self._db.is_sqlite:
+        if not self._db.dialect.runs_on_loop:
             return await to_thread.run_sync(self._alone, work)
         if self._closed:
             raise RuntimeError("the writer is closed")

@@ -7,17 +7,12 @@ due. If the process dies right after a task finishes, the row is already there.
 from __future__ import annotations
 
 import secrets
-from enum import StrEnum
 
-from sqlalchemy import Connection, insert
+from kinema.domain.callbacks import DeliveryState
+from kinema.store import callbacks
+from kinema.store.database import Connection
 
-from kinema.store.schema import callback_deliveries
-
-
-class DeliveryState(StrEnum):
-    PENDING = "pending"  #: Not delivered yet; retried until the retry window closes.
-    DELIVERED = "delivered"  #: The receiver answered 2xx.
-    FAILED = "failed"  #: The window closed without a 2xx; a redeliver call can start again.
+__all__ = ["DeliveryState", "enqueue_callback", "new_delivery_id"]
 
 
 def new_delivery_id() -> str:
@@ -27,16 +22,5 @@ def new_delivery_id() -> str:
 
 def enqueue_callback(connection: Connection, task_id: str, account_id: str, url: str, now: int) -> str:
     delivery_id = new_delivery_id()
-    connection.execute(
-        insert(callback_deliveries).values(
-            id=delivery_id,
-            task_id=task_id,
-            account_id=account_id,
-            url=url,
-            state=DeliveryState.PENDING.value,
-            attempts=0,
-            next_attempt_at=now,
-            created_at=now,
-        )
-    )
+    callbacks.insert_delivery(connection, delivery_id, task_id, account_id, url, now)
     return delivery_id

@@ -20,17 +20,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from sqlalchemy import insert, select, update
-
+from kinema.domain.callbacks import Attempt, ClaimedDelivery, DeliveryState
 from kinema.domain.clock import Clock
 from kinema.domain.errors import InvalidInput
 from kinema.domain.task import TaskState
 from kinema.media.fetch import SafeFetcher
 from kinema.storage.signing import LinkSigner, link_expiry
+from kinema.store import callbacks
 from kinema.store.database import Database
-from kinema.store.schema import callback_attempts, callback_deliveries
 from kinema.tasks import lifecycle
-from kinema.tasks.outbox import DeliveryState
 from kinema.tasks.records import task_record
 from kinema.webhooks import secrets
 from kinema.webhooks.signing import callback_headers
@@ -58,14 +56,7 @@ class DeliveryOptions:
         return round(self.timeout_s * 1000) + _LEASE_MARGIN_MS
 
 
-@dataclass(frozen=True, slots=True)
-class Claimed:
-    id: str
-    task_id: str
-    account_id: str
-    url: str
-    attempt: int
-    created_at: int
+Claimed = ClaimedDelivery
 
 
 class Deliverer:
@@ -128,41 +119,8 @@ class Deliverer:
     # One attempt.
 
     def _claim(self, now: int) -> Claimed | None:
-        table = callback_deliveries
         with self.db.write() as connection:
-            query = (
-                select(table.c.id)
-                .where(
-                    table.c.state == DeliveryState.PENDING.value,
-                    table.c.next_attempt_at <= now,
-                    table.c.lease_owner.is_(None) | (table.c.lease_expires_at <= now),
-                )
-                .order_by(table.c.next_attempt_at, table.c.id)
-                .limit(1)
-            )
-            if not self.db.is_sqlite:
-                query = query.with_for_update(skip_locked=True)
-            delivery_id = connection.execute(query).scalar_one_or_none()
-            if delivery_id is None:
-                return None
-            row = connection.execute(
-                update(table)
-                .where(table.c.id == delivery_id)
-                .values(
-                    attempts=table.c.attempts + 1,
-                    lease_owner=self.owner,
-                    lease_expires_at=now + self.options.lease_ms,
-                )
-                .returning(
-                    table.c.id,
-                    table.c.task_id,
-                    table.c.account_id,
-                    table.c.url,
-                    table.c.attempts,
-                    table.c.created_at,
-                )
-            ).one()
-        return Claimed(row.id, row.task_id, row.account_id, row.url, int(row.attempts), int(row.created_at))
+            return callbacks.claim_due(connection, self.db.dialect, self.owner, now, self.options.lease_ms)
 
     def _attempt(self, claimed: Claimed) -> None:
         started = self.clock()
@@ -213,12 +171,7 @@ class Deliverer:
         self, claimed: Claimed, started: int, status: int | None, latency_ms: int, error: str
     ) -> None:
         now = self.clock()
-        table = callback_deliveries
-        values: dict[str, Any] = {
-            "lease_owner": None,
-            "lease_expires_at": None,
-            "last_error": error[:_MAX_ERROR],
-        }
+        values: dict[str, Any] = {"last_error": error[:_MAX_ERROR]}
         if not error:
             values |= {"state": DeliveryState.DELIVERED.value, "delivered_at": now}
         else:
@@ -227,29 +180,11 @@ class Deliverer:
                 values["state"] = DeliveryState.FAILED.value
             else:
                 values["next_attempt_at"] = retry_at
+        attempt = Attempt(claimed.attempt, started, status, latency_ms, error[:_MAX_ERROR])
         with self.db.write() as connection:
-            updated = connection.execute(
-                update(table)
-                .where(
-                    table.c.id == claimed.id,
-                    table.c.attempts == claimed.attempt,
-                    table.c.lease_owner == self.owner,
-                )
-                .values(**values)
-            )
-            if updated.rowcount != 1:
+            if not callbacks.record_attempt(connection, claimed, self.owner, values, attempt):
                 log.warning("delivery %s attempt %d: lease lost; not recorded", claimed.id, claimed.attempt)
                 return
-            connection.execute(
-                insert(callback_attempts).values(
-                    delivery_id=claimed.id,
-                    number=claimed.attempt,
-                    started_at=started,
-                    status=status,
-                    latency_ms=latency_ms,
-                    error=error[:_MAX_ERROR],
-                )
-            )
         outcome = "delivered" if not error else values.get("state", "will retry")
         log.info(
             "callback %s of task %s attempt %d: %s%s",

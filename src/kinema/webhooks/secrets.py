@@ -6,9 +6,8 @@ import base64
 import secrets as random
 from typing import Final
 
-from sqlalchemy import Connection, insert, select, update
-
-from kinema.store.schema import webhook_secrets
+from kinema.store import secrets as statements
+from kinema.store.database import Connection
 
 PREFIX: Final = "whsec_"
 #: After a rotation the old secret signs beside the new one this long, so receivers can switch.
@@ -21,12 +20,7 @@ def new_secret() -> str:
 
 
 def active_secret(connection: Connection, account_id: str) -> str | None:
-    return connection.execute(
-        select(webhook_secrets.c.secret)
-        .where(webhook_secrets.c.account_id == account_id, webhook_secrets.c.retired_at.is_(None))
-        .order_by(webhook_secrets.c.id.desc())
-        .limit(1)
-    ).scalar_one_or_none()
+    return statements.active_webhook_secret(connection, account_id)
 
 
 def ensure_secret(connection: Connection, account_id: str, now: int) -> str:
@@ -36,24 +30,12 @@ def ensure_secret(connection: Connection, account_id: str, now: int) -> str:
 
 def rotate_secret(connection: Connection, account_id: str, now: int) -> str:
     """Make a new active secret; the previous one keeps signing beside it for a day."""
-    connection.execute(
-        update(webhook_secrets)
-        .where(webhook_secrets.c.account_id == account_id, webhook_secrets.c.retired_at.is_(None))
-        .values(retired_at=now)
-    )
+    statements.retire_webhook_secrets(connection, account_id, now)
     secret = new_secret()
-    connection.execute(insert(webhook_secrets).values(account_id=account_id, secret=secret, created_at=now))
+    statements.insert_webhook_secret(connection, account_id, secret, now)
     return secret
 
 
 def signing_secrets(connection: Connection, account_id: str, now: int) -> list[str]:
     """The active secret first, then any retired less than a day ago."""
-    rows = connection.execute(
-        select(webhook_secrets.c.secret, webhook_secrets.c.retired_at)
-        .where(
-            webhook_secrets.c.account_id == account_id,
-            (webhook_secrets.c.retired_at.is_(None)) | (webhook_secrets.c.retired_at > now - OVERLAP_MS),
-        )
-        .order_by(webhook_secrets.c.retired_at.is_not(None), webhook_secrets.c.id.desc())
-    ).all()
-    return [row.secret for row in rows]
+    return statements.webhook_secrets_since(connection, account_id, now - OVERLAP_MS)

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from sqlalchemy import delete, insert, update
 
 from kinema.domain.clock import Clock
 from kinema.domain.errors import (
@@ -40,11 +39,11 @@ from kinema.files import retention
 from kinema.files.retention import RetentionPolicy, SweepReport
 from kinema.media.fetch import SafeFetcher
 from kinema.media.intake import decode_image
-from kinema.media.types import EXTENSIONS
+from kinema.storage import layout
 from kinema.storage.base import BlobStore
 from kinema.storage.own import OwnFiles
+from kinema.store import workers as presence
 from kinema.store.database import Database
-from kinema.store.schema import workers
 from kinema.tasks import lifecycle
 from kinema.tasks.lifecycle import Claim, Stage
 from kinema.worker.signals import CancelSignals, Wakeup
@@ -188,7 +187,7 @@ class Worker:
             if callable(close):
                 close()
         with self.db.write() as connection:
-            connection.execute(delete(workers).where(workers.c.id == self.id))
+            presence.remove(connection, self.id)
         log.info("worker %s stopped", self.id)
 
     def run_once(self, stage: Stage) -> bool:
@@ -271,24 +270,15 @@ class Worker:
     def _announce(self) -> None:
         now = self.clock()
         with self.db.write() as connection:
-            connection.execute(
-                insert(workers).values(
-                    id=self.id,
-                    hostname=socket.gethostname(),
-                    pid=os.getpid(),
-                    engine=",".join(self.engines)[:100],
-                    started_at=now,
-                    seen_at=now,
-                )
+            presence.announce(
+                connection, self.id, socket.gethostname(), os.getpid(), ",".join(self.engines), now
             )
 
     def _presence_loop(self) -> None:
         while not self._stopping.wait(self.options.lease_s / 3):
             try:
                 with self.db.write() as connection:
-                    connection.execute(
-                        update(workers).where(workers.c.id == self.id).values(seen_at=self.clock())
-                    )
+                    presence.beat(connection, self.id, self.clock())
             except Exception:
                 log.exception("presence beat of worker %s failed", self.id)
 
@@ -325,7 +315,7 @@ class Worker:
             decoded = decode_image(data)
         except InvalidInput as error:
             raise InvalidInput(f"input.image_url: {error.message}") from error
-        key = f"inputs/{task.account_id}/{task.id}/image{EXTENSIONS.get(decoded.mime_type, '')}"
+        key = layout.input_key(task.account_id, task.id, decoded.mime_type)
         self.store.put_bytes(key, data)
         return key
 
@@ -378,7 +368,7 @@ class Worker:
         if reason != self._degraded:
             self._degraded = reason
             with self.db.write() as connection:
-                connection.execute(update(workers).where(workers.c.id == self.id).values(degraded=reason))
+                presence.set_degraded(connection, self.id, reason)
 
     def _job(self, task: Task, folder: Path, claim: Claim) -> GenerationJob:
         image = None
@@ -405,12 +395,7 @@ class Worker:
 
     def _finish(self, claim: Claim, result: GenerationResult) -> None:
         task = claim.task
-        prefix = f"results/{task.account_id}/{task.id}/{claim.attempt}"
-        keys = {
-            "video": f"{prefix}/video.mp4",
-            "first_frame": f"{prefix}/first.jpg",
-            "last_frame": f"{prefix}/last.jpg",
-        }
+        keys = layout.result_keys(task.account_id, task.id, claim.attempt)
         self.store.put_file(keys["video"], result.video_path)
         self.store.put_file(keys["first_frame"], result.first_frame_path)
         self.store.put_file(keys["last_frame"], result.last_frame_path)
@@ -422,7 +407,7 @@ class Worker:
             self._finished()
         else:
             # A newer attempt owns the task now; this one's files are nobody's.
-            self.store.delete_prefix(prefix)
+            self.store.delete_prefix(layout.result_prefix(task.account_id, task.id, claim.attempt))
 
     def _stopped(self, claim: Claim, watch: _Watch) -> None:
         task = claim.task

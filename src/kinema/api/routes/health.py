@@ -9,12 +9,11 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select
 
 from kinema.api.auth import ServicesDep
 from kinema.api.services import Services
-from kinema.store.schema import workers
 from kinema.tasks import lifecycle
+from kinema.worker import presence
 
 router = APIRouter(tags=["operations"])
 
@@ -47,23 +46,12 @@ def metrics(found: ServicesDep) -> Response:
 
 
 def live_workers(found: Services) -> int:
-    since = found.clock() - round(found.settings.lease_seconds * 1000)
-    with found.db.read() as connection:
-        return int(
-            connection.execute(
-                select(func.count()).select_from(workers).where(workers.c.seen_at >= since)
-            ).scalar_one()
-        )
+    return presence.live_workers(found.db, found.clock(), round(found.settings.lease_seconds * 1000))
 
 
 def degraded_engines(found: Services) -> list[str]:
     """Why live workers' engines cannot work (a refused upstream key, say), if any."""
-    since = found.clock() - round(found.settings.lease_seconds * 1000)
-    with found.db.read() as connection:
-        reasons = connection.execute(
-            select(workers.c.degraded).where(workers.c.seen_at >= since, workers.c.degraded != "").distinct()
-        ).scalars()
-        return sorted(reasons)
+    return presence.degraded_engines(found.db, found.clock(), round(found.settings.lease_seconds * 1000))
 
 
 class TaskCollector(Collector):

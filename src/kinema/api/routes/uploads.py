@@ -25,6 +25,7 @@ from kinema.domain.errors import InvalidInput, Maintenance
 from kinema.files import uploads
 from kinema.files.uploads import Upload
 from kinema.media.fetch import FetchPolicy, SafeFetcher
+from kinema.storage import layout
 from kinema.storage.base import InvalidKey, check_key
 
 router = APIRouter(tags=["files"])
@@ -121,7 +122,7 @@ for _path in _both_prefixes("file-base64-upload"):
 @router.post("/api/v1/common/download-url", summary="A fresh 20-minute link to one of your files")
 def download_url(body: DownloadUrlBody, found: ServicesDep, who: CallerDep) -> dict[str, Any]:
     key = found.signer.issued_key(body.url, found.settings.public_url)
-    own = (f"results/{who.account_id}/", uploads.account_prefix(who.account_id))
+    own = (layout.results_of_account(who.account_id), layout.upload_prefix(who.account_id))
     if key is None or not key.startswith(own):
         raise InvalidInput("url must be a file link of this server that belongs to you")
     if found.store.stat(key) is None:

@@ -1,0 +1,82 @@
+"""The live stream of a task's state and progress, as Server-Sent Events (a Kinema extension)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+from starlette.concurrency import run_in_threadpool
+
+from kinema.accounts.keys import Caller
+from kinema.api.auth import CallerDep, ServicesDep
+from kinema.api.routes.jobs import BadRequest, at_cap, record_of
+from kinema.api.services import Services
+from kinema.domain.errors import TaskNotFound
+from kinema.domain.task import TaskState
+from kinema.tasks import lifecycle
+
+router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
+
+STREAM_POLL_S = 0.25
+STREAM_KEEPALIVE_S = 15.0
+
+
+def _streamed_task(
+    found: ServicesDep, who: CallerDep, task_id: Annotated[str | None, Query(alias="taskId")] = None
+) -> dict[str, Any]:
+    """The task to stream, checked before the stream starts (errors come as the usual envelope)."""
+    if not task_id:
+        raise BadRequest("taskId parameter is required")
+    record = _current(found, who, task_id)
+    if record is None:
+        raise TaskNotFound()
+    return record
+
+
+@router.get(
+    "/stream",
+    summary="Live state and progress of a task (Server-Sent Events)",
+    response_class=EventSourceResponse,
+)
+async def stream(
+    found: ServicesDep, who: CallerDep, record: Annotated[dict[str, Any], Depends(_streamed_task)]
+) -> AsyncIterator[ServerSentEvent]:
+    """One ``state`` event each time the state or progress changes, then a ``record`` event with
+    the whole recordInfo data once the task has ended, and the stream closes."""
+    task_id = record["taskId"]
+    last: tuple[str, int] | None = None
+    quiet_s = 0.0
+    while True:
+        seen = (record["state"], record["progress"])
+        if seen != last:
+            last = seen
+            quiet_s = 0.0
+            yield ServerSentEvent(
+                event="state", data={"taskId": task_id, "state": seen[0], "progress": seen[1]}
+            )
+        if record["state"] in (TaskState.SUCCESS.value, TaskState.FAIL.value):
+            yield ServerSentEvent(event="record", data=record)
+            return
+        if quiet_s >= STREAM_KEEPALIVE_S:
+            quiet_s = 0.0
+            yield ServerSentEvent(comment="keep-alive")
+        await asyncio.sleep(STREAM_POLL_S)
+        quiet_s += STREAM_POLL_S
+        current = await run_in_threadpool(_current, found, who, task_id)
+        if current is None:  # deleted under us (retention)
+            return
+        record = current
+
+
+def _current(found: Services, who: Caller, task_id: str) -> dict[str, Any] | None:
+    with found.db.read() as connection:
+        task = lifecycle.get_task(connection, task_id, who.account_id)
+        held = (
+            task is not None
+            and task.state is TaskState.QUEUING
+            and at_cap(found, lifecycle.running_count(connection, who.account_id))
+        )
+    return None if task is None else record_of(found, task, held=held)

@@ -1,0 +1,327 @@
+"""Everything that differs between SQLite and PostgreSQL, one class each, chosen once at start-up.
+
+SQLite is a real dialect here, not a toy: WAL so readers never wait for the writer, a busy
+timeout instead of instant "database is locked" errors, foreign keys on, and ``BEGIN IMMEDIATE``
+for every transaction that writes, so two writers queue up at the start instead of failing when
+the second tries to upgrade its read lock. Its one writer at a time is also what serialises
+claims, reaps and rate-gate turns, so it needs no row locks. Short statements on a local file
+take microseconds, so the event loop runs them itself (`runs_on_loop`).
+
+PostgreSQL runs many writers at once: claims and reaps lock the rows they take with
+``FOR UPDATE SKIP LOCKED``, named critical sections take an advisory lock, and everything goes
+through the network, so the event loop hands it to a thread.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import zlib
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Final
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Executable,
+    Insert,
+    Select,
+    Table,
+    create_engine,
+    event,
+    text,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import OperationalError
+
+SQLITE_BUSY_TIMEOUT_MS: Final = 10_000
+_IMMEDIATE: Final = "kinema_immediate"
+_STATEMENT_READS: Final = "kinema_statement_reads"
+
+#: A row read by column name, with the same Python values on every dialect.
+Row = Mapping[str, Any]
+
+
+class Dialect(ABC):
+    """What the rest of the store asks of a database that SQL alone cannot say the same way."""
+
+    name: str
+    #: Whether short statements may run on the event loop (they never wait on a network).
+    runs_on_loop: bool
+
+    @abstractmethod
+    def create_engine(self, url: URL, pool_size: int) -> Engine: ...
+
+    def write_options(self) -> dict[str, object]:
+        """Execution options of a connection that will write."""
+        return {}
+
+    def read_options(self) -> dict[str, object]:
+        """Execution options of a connection whose statements may each read their own snapshot."""
+        return {}
+
+    @abstractmethod
+    def lock_rows(self, query: Select[Any], *of: Table) -> Select[Any]:
+        """`query` taking the rows it selects for this transaction, skipping those others hold."""
+
+    @abstractmethod
+    def serialise(self, connection: Connection, name: str) -> None:
+        """Hold the named critical section until `connection`'s transaction ends."""
+
+    @abstractmethod
+    def insert_or_ignore(self, table: Table) -> Insert:
+        """An insert that does nothing when a row with the same key already exists."""
+
+    @property
+    def reads_directly(self) -> bool:
+        """Whether `first` reads on the driver, quicker than a read through SQLAlchemy."""
+        return False
+
+    def first(self, statement: Select[Any], params: Mapping[str, object]) -> Row | None:
+        """The first row of a prebuilt select, read on the driver (see `reads_directly`)."""
+        raise TypeError(f"{self.name} reads through SQLAlchemy")
+
+    @contextmanager
+    def write_at_once(self, engine: Engine) -> Iterator[Connection | None]:
+        """A write transaction if one can start without waiting, else None."""
+        raise TypeError(f"{self.name} has no writing at once")
+        yield None  # pragma: no cover
+
+    def close(self) -> None:  # noqa: B027 - most dialects keep nothing beside the pool
+        """Let go of what the dialect keeps beside the engine's pool."""
+
+
+class SQLite(Dialect):
+    name = "sqlite"
+    runs_on_loop = True
+
+    def __init__(self, url: URL) -> None:
+        database = url.database
+        self._file = database if database and database != ":memory:" else None
+        if self._file is not None:
+            Path(self._file).parent.mkdir(parents=True, exist_ok=True)
+        #: SQLite's writers of this process queue here (see `Database.write`).
+        self.turn = threading.Lock()
+        self._direct = _DirectReads(self._file) if self._file is not None else None
+        self._at_once: Connection | None = None
+
+    def create_engine(self, url: URL, pool_size: int) -> Engine:
+        engine = create_engine(url, pool_size=pool_size, max_overflow=20)
+        _configure_sqlite(engine)
+        return engine
+
+    def write_options(self) -> dict[str, object]:
+        return {_IMMEDIATE: True}
+
+    def read_options(self) -> dict[str, object]:
+        return {_STATEMENT_READS: True}
+
+    def lock_rows(self, query: Select[Any], *of: Table) -> Select[Any]:
+        return query  # the transaction holds the database's one write lock already
+
+    def serialise(self, connection: Connection, name: str) -> None:
+        pass  # likewise
+
+    def insert_or_ignore(self, table: Table) -> Insert:
+        return sqlite.insert(table).on_conflict_do_nothing()
+
+    @property
+    def reads_directly(self) -> bool:
+        return self._direct is not None
+
+    def first(self, statement: Select[Any], params: Mapping[str, object]) -> Row | None:
+        if self._direct is None:
+            raise TypeError("a database in memory is read through SQLAlchemy")
+        return self._direct.first(statement, params)
+
+    @staticmethod
+    def run(connection: Connection, statement: Executable, params: Mapping[str, object]) -> int:
+        """A prebuilt insert, update or delete straight on the driver: the rows it changed."""
+        prepared = _prepare(statement)
+        driver = connection.connection.driver_connection
+        assert driver is not None
+        return int(driver.execute(prepared.sql, prepared.values(params)).rowcount)
+
+    @contextmanager
+    def write_at_once(self, engine: Engine) -> Iterator[Connection | None]:
+        # No waiting for this process's writers, nor for another process's, whose lock makes
+        # ``BEGIN`` fail at once instead of waiting out the busy timeout.
+        if not self.turn.acquire(blocking=False):
+            yield None
+            return
+        try:
+            connection = self._at_once_connection(engine)
+            try:
+                transaction = connection.begin()
+            except OperationalError:  # another process holds the write lock
+                connection.rollback()
+                yield None
+                return
+            with transaction:
+                yield connection
+        finally:
+            self.turn.release()
+
+    def _at_once_connection(self, engine: Engine) -> Connection:
+        """The connection kept for `write_at_once`: taken from the pool once, so that a pool
+        lent out to threads never makes the caller wait, and with no busy timeout."""
+        connection = self._at_once
+        if connection is None or connection.closed or connection.invalidated:
+            connection = engine.connect().execution_options(**self.write_options())
+            driver = connection.connection.driver_connection
+            assert driver is not None
+            driver.execute("PRAGMA busy_timeout=0")
+            self._at_once = connection
+        return connection
+
+    def close(self) -> None:
+        if self._at_once is not None:
+            self._at_once.close()
+            self._at_once = None
+        if self._direct is not None:
+            self._direct.close()
+
+
+class PostgreSQL(Dialect):
+    name = "postgresql"
+    runs_on_loop = False
+
+    def create_engine(self, url: URL, pool_size: int) -> Engine:
+        return create_engine(url, pool_size=pool_size, max_overflow=20, pool_pre_ping=True)
+
+    def lock_rows(self, query: Select[Any], *of: Table) -> Select[Any]:
+        return query.with_for_update(skip_locked=True, of=list(of) or None)
+
+    def serialise(self, connection: Connection, name: str) -> None:
+        connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": zlib.crc32(name.encode())})
+
+    def insert_or_ignore(self, table: Table) -> Insert:
+        return postgresql.insert(table).on_conflict_do_nothing()
+
+
+def dialect_for(url: URL) -> Dialect:
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        return SQLite(url)
+    if backend == "postgresql":
+        return PostgreSQL()
+    raise ValueError(f"unsupported database {backend!r}: use sqlite:/// or postgresql://")
+
+
+# SQLite's fast paths: statements compiled once, values converted as SQLAlchemy would.
+
+_SQLITE_DIALECT: Final = SQLiteDialect_pysqlite()
+_Convert = Callable[[Any], Any]
+
+
+class _Prepared:
+    """A prebuilt statement compiled for SQLite's driver, with its parameters in order and the
+    conversions SQLAlchemy's types make, so the driver's rows hold the same values."""
+
+    def __init__(self, statement: Executable) -> None:
+        compiled = statement.compile(dialect=_SQLITE_DIALECT)  # type: ignore[attr-defined]
+        self.sql: str = compiled.string
+        self._names: tuple[str, ...] = tuple(compiled.positiontup or ())
+        self._constants = {name: bind.effective_value for name, bind in compiled.binds.items()}
+        self._binds: dict[str, _Convert] = {}
+        for name, bind in compiled.binds.items():
+            convert = bind.type.dialect_impl(_SQLITE_DIALECT).bind_processor(_SQLITE_DIALECT)
+            if convert is not None:
+                self._binds[name] = convert
+        self.columns: tuple[str, ...] = ()
+        self._results: tuple[tuple[int, _Convert], ...] = ()
+        if isinstance(statement, Select):
+            selected = list(statement.selected_columns)
+            self.columns = tuple(str(column.key) for column in selected)
+            results = []
+            for index, column in enumerate(selected):
+                convert = column.type.dialect_impl(_SQLITE_DIALECT).result_processor(_SQLITE_DIALECT, None)
+                if convert is not None:
+                    results.append((index, convert))
+            self._results = tuple(results)
+
+    def values(self, params: Mapping[str, object]) -> list[object]:
+        values = [params[name] if name in params else self._constants[name] for name in self._names]
+        for index, name in enumerate(self._names):
+            convert = self._binds.get(name)
+            if convert is not None:
+                values[index] = convert(values[index])
+        return values
+
+    def row(self, values: Sequence[Any]) -> Row:
+        if self._results:
+            values = list(values)
+            for index, convert in self._results:
+                values[index] = convert(values[index])
+        return dict(zip(self.columns, values, strict=True))
+
+
+_PREPARED: dict[Executable, _Prepared] = {}
+
+
+def _prepare(statement: Executable) -> _Prepared:
+    found = _PREPARED.get(statement)
+    if found is None:
+        found = _PREPARED[statement] = _Prepared(statement)
+    return found
+
+
+class _DirectReads:
+    """Reads on a SQLite file through the driver alone, one read-only connection per thread."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._local = threading.local()
+        self._opened: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    def first(self, statement: Select[Any], params: Mapping[str, object]) -> Row | None:
+        prepared = _prepare(statement)
+        found = self._connection().execute(prepared.sql, prepared.values(params)).fetchone()
+        return None if found is None else prepared.row(found)
+
+    def _connection(self) -> sqlite3.Connection:
+        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        if connection is None:
+            # Autocommit: each statement reads the latest commit; closed from any thread.
+            connection = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+            connection.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            connection.execute("PRAGMA query_only=ON")
+            with self._lock:
+                self._opened.append(connection)
+            self._local.connection = connection
+        return connection
+
+    def close(self) -> None:
+        with self._lock:
+            opened, self._opened = self._opened, []
+        for connection in opened:
+            connection.close()
+        self._local = threading.local()
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event below issue BEGIN, instead of the driver's own
+        # deferred BEGIN, so write transactions can be IMMEDIATE.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        options = connection.get_execution_options()
+        if options.get(_IMMEDIATE, False):
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        elif not options.get(_STATEMENT_READS, False):
+            connection.exec_driver_sql("BEGIN")
