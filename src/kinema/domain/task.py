@@ -56,6 +56,8 @@ class Task:
     deadline_at: int
     input_key: str | None  #: Blob key of the fetched, checked input image.
     engine_state: dict[str, str] | None = None  #: Saved by a remote engine to resume its job.
+    lease_owner: str | None = None  #: The worker holding the task, while one does.
+    lease_expires_at: int | None = None  #: When that worker's lease runs out unless renewed.
 
     @property
     def credits_consumed(self) -> int:

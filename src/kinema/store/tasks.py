@@ -426,4 +426,6 @@ def to_task(row: Row | RowMapping) -> Task:
         deadline_at=int(row["deadline_at"]),
         input_key=row["input_key"],
         engine_state=json.loads(row["engine_state"]) if row["engine_state"] else None,
+        lease_owner=row["lease_owner"],
+        lease_expires_at=None if row["lease_expires_at"] is None else int(row["lease_expires_at"]),
     )
