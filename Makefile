@@ -29,9 +29,9 @@ $(TEST_STAMP): $(STAMP)
 run: install
 	$(BIN)/kinema serve --welcome
 
-## test: lint, type-check, check import rules, then run every test
+## test: lint, type-check, check import rules, then run every test (on every core)
 test: install-test lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto
 
 lint: install
 	$(BIN)/ruff check .

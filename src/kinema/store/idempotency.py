@@ -52,7 +52,8 @@ def claim_key(
     """
     run(connection, _FORGET_EXPIRED, {"account_id": account_id, "key": key, "now": now})
     inserted = connection.execute(
-        dialect.insert_or_ignore(_table).values(
+        dialect.insert_or_ignore(_table)
+        .values(
             account_id=account_id,
             key=key,
             body_hash=digest,

@@ -17,7 +17,6 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -25,26 +24,21 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from kinema.domain.clock import Clock
 from kinema.domain.errors import (
     EngineMisconfigured,
-    EngineUnavailable,
     GenerationCanceled,
-    GenerationFailed,
     InvalidInput,
     KinemaError,
 )
 from kinema.domain.task import FailCode, Task
-from kinema.domain.video import Resolution
-from kinema.engines.base import Engine, GenerationJob, GenerationResult
+from kinema.engines.base import Engine, GenerationResult
 from kinema.engines.routing import EngineRouter
 from kinema.files import retention
 from kinema.files.retention import RetentionPolicy, SweepReport
 from kinema.media.fetch import SafeFetcher
-from kinema.media.intake import decode_image
-from kinema.storage import layout
 from kinema.storage.base import BlobStore
 from kinema.storage.own import OwnFiles
 from kinema.store import workers as presence
 from kinema.store.database import Database
-from kinema.tasks import lifecycle
+from kinema.tasks import generate, intake, lifecycle
 from kinema.tasks.lifecycle import Claim, Stage
 from kinema.worker.signals import CancelSignals, Wakeup
 
@@ -102,15 +96,6 @@ class _Watch:
     done: threading.Event = field(default_factory=threading.Event)
 
 
-def _engine_options(task: Task) -> dict[str, str]:
-    """Inputs beyond the common ones that an engine may use (MiniMax's prompt optimiser)."""
-    options: dict[str, str] = {}
-    optimizer = task.input.get("prompt_optimizer")
-    if isinstance(optimizer, bool):
-        options["prompt_optimizer"] = "true" if optimizer else "false"
-    return options
-
-
 class Worker:
     """One worker process's threads; `start` and `stop` them, or drive `run_once` in tests."""
 
@@ -144,6 +129,8 @@ class Worker:
         #: Called after a task ends, so its callback goes out without waiting for a poll.
         self.on_finished = on_finished or (lambda: None)
         self.id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self._intake_ports = intake.IntakePorts(db, store, fetcher, own_files, clock)
+        self._generate_ports = generate.GeneratePorts(db, store, self.engines, router, clock)
         self._stopping = threading.Event()
         self._degraded = ""
         self._threads: list[threading.Thread] = []
@@ -288,7 +275,7 @@ class Worker:
         task = claim.task
         with self._watched(claim) as watch:
             try:
-                input_key = self._fetch_input(task)
+                input_key = intake.fetch_input(self._intake_ports, task)
             except InvalidInput as error:
                 self._fail(claim, FailCode.BAD_INPUT, error.message)
                 return
@@ -298,54 +285,34 @@ class Worker:
                 return
         if watch.lost:
             return
-        if lifecycle.mark_ready(self.db, claim, input_key, self.clock()):
+        if intake.queue(self._intake_ports, claim, input_key):
             log.info("task %s queuing", task.id)
             self.wakeup.notify()
         elif watch.stop.is_set() or self._cancel_pending(task.id):
             self._fail(claim, FailCode.CANCELED, "canceled by the owner")
 
-    def _fetch_input(self, task: Task) -> str | None:
-        url = task.input.get("image_url")
-        if not isinstance(url, str):
-            return None
-        data = self.own_files.read(url, "input.image_url") if self.own_files else None
-        if data is None:
-            data = self.fetcher.get(url, field="input.image_url").data
-        try:
-            decoded = decode_image(data)
-        except InvalidInput as error:
-            raise InvalidInput(f"input.image_url: {error.message}") from error
-        key = layout.input_key(task.account_id, task.id, decoded.mime_type)
-        self.store.put_bytes(key, data)
-        return key
-
     def _generate(self, claim: Claim) -> None:
         task = claim.task
+        ports = self._generate_ports
         with self.store.staging() as folder, self._watched(claim) as watch:
             started = self.clock()
             try:
-                job = self._job(task, folder, claim)
+                job = generate.job_for(
+                    ports, task, folder, lambda state: self._save_engine_state(claim, state)
+                )
 
                 def on_progress(done: float) -> None:
                     watch.progress = int(done * 99)
 
-                engine = self._engine_for(task)
+                engine = generate.engine_for(ports, task)
                 result = engine.generate(job, on_progress, lambda: self._should_stop(task, watch))
             except GenerationCanceled:
                 self._stopped(claim, watch)
                 return
-            except InvalidInput as error:
-                self._fail(claim, FailCode.BAD_INPUT, error.message)
-                return
-            except GenerationFailed as error:
-                self._fail(claim, FailCode.GENERATION_FAILED, error.message)
-                return
-            except EngineMisconfigured as error:
-                self._mark_degraded(error.message)
-                self._fail(claim, FailCode.INTERNAL, error.message)
-                return
             except KinemaError as error:
-                self._fail(claim, FailCode.INTERNAL, error.message)
+                if isinstance(error, EngineMisconfigured):
+                    self._mark_degraded(error.message)
+                self._fail(claim, *generate.failure_of(error))
                 return
             except Exception:
                 log.exception("task %s: the engine failed", task.id)
@@ -356,13 +323,6 @@ class Worker:
                 # Still under the heartbeat: storing a large video takes a while.
                 self._finish(claim, result)
 
-    def _engine_for(self, task: Task) -> Engine:
-        name = self.router.name_for(task.model)
-        engine = self.engines.get(name)
-        if engine is None:
-            raise EngineUnavailable(f"no {name} engine runs in this worker")
-        return engine
-
     def _mark_degraded(self, reason: str) -> None:
         """Tell `/readyz` (in whichever process serves it) that this worker's engine is broken."""
         if reason != self._degraded:
@@ -370,44 +330,17 @@ class Worker:
             with self.db.write() as connection:
                 presence.set_degraded(connection, self.id, reason)
 
-    def _job(self, task: Task, folder: Path, claim: Claim) -> GenerationJob:
-        image = None
-        if task.input_key is not None:
-            with self.store.open_read(task.input_key) as source:
-                image = decode_image(source.read()).pixels
-        return GenerationJob(
-            prompt=str(task.input.get("prompt", "")),
-            image=image,
-            duration_s=int(str(task.input.get("duration", "6"))),
-            resolution=Resolution(str(task.input.get("resolution", Resolution.P768.value))),
-            video_path=folder / "video.mp4",
-            # The same task makes the same video on every attempt.
-            seed=int(task.id[:8], 16),
-            model=task.model,
-            options=_engine_options(task),
-            resume=task.engine_state or {},
-            save_state=lambda state: self._save_engine_state(claim, state),
-        )
-
     def _save_engine_state(self, claim: Claim, state: Mapping[str, str]) -> None:
         if not lifecycle.save_engine_state(self.db, claim, state, self.clock()):
             raise GenerationCanceled("the task is no longer this worker's")
 
     def _finish(self, claim: Claim, result: GenerationResult) -> None:
-        task = claim.task
-        keys = layout.result_keys(task.account_id, task.id, claim.attempt)
-        self.store.put_file(keys["video"], result.video_path)
-        self.store.put_file(keys["first_frame"], result.first_frame_path)
-        self.store.put_file(keys["last_frame"], result.last_frame_path)
-        if lifecycle.finish_success(self.db, claim, keys, self.clock()):
-            log.info("task %s success", task.id)
+        if generate.keep_result(self._generate_ports, claim, result):
+            log.info("task %s success", claim.task.id)
             if self._degraded:
                 self._mark_degraded("")
             self.metrics.finished.labels("success").inc()
             self._finished()
-        else:
-            # A newer attempt owns the task now; this one's files are nobody's.
-            self.store.delete_prefix(layout.result_prefix(task.account_id, task.id, claim.attempt))
 
     def _stopped(self, claim: Claim, watch: _Watch) -> None:
         task = claim.task
