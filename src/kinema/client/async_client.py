@@ -1,4 +1,20 @@
-"""The asyncio client: the same calls as :class:`kinema.client.Client`, awaited."""
+"""The asyncio client, and the one source of both clients.
+
+The blocking :class:`kinema.client.Client` in ``sync_client.py`` is made from this module by
+``scripts/make_sync_client.py``: it drops ``async`` and ``await``, turns ``AsyncX`` names and
+httpx's ``a``-prefixed methods into their blocking twins, and reads two markers: a line ending in
+``# async only`` is left out, and ``code  # sync: other`` becomes ``other``; ruff then drops the
+imports left unused. A unit test fails while the committed file differs from what the script
+makes: edit this file, then run ``.venv/bin/python scripts/make_sync_client.py``.
+
+Why generated and not a sans-I/O core: what the protocol means (request bodies, reading answers,
+the error map, the event-stream decoder, the poll schedule, retry pauses, the task's fields) is
+already pure, in ``wire`` and ``models``. What is left here is the I/O and the order it happens
+in: the rate-limit retry loop, following the stream, polling, downloading. A sans-I/O core would
+put that order behind a protocol of effects and still need every public method, its signature
+and its docstring, written twice; generating keeps each of them once, and the two clients cannot
+drift apart.
+"""
 
 from __future__ import annotations
 
@@ -28,11 +44,11 @@ from kinema.client.models import DEFAULT_MODEL, StateChange, Task, TaskPage, Upl
 class AsyncClient:
     """An asyncio client of a Kinema server (or any server that speaks the market-jobs API).
 
-    Configured as :class:`kinema.client.Client` is: ``base_url`` and ``api_key`` default to
-    ``KINEMA_BASE_URL`` (else ``http://127.0.0.1:8000``) and ``KINEMA_API_KEY``; ``transport``
-    replaces httpx's network transport (tests pass ``httpx.MockTransport`` or
-    ``httpx.ASGITransport``); ``poll_schedule``, ``sleep`` (a coroutine function) and ``clock``
-    decide how :meth:`wait` polls when the server has no live stream.
+    ``base_url`` and ``api_key`` default to ``KINEMA_BASE_URL`` (else ``http://127.0.0.1:8000``)
+    and ``KINEMA_API_KEY``. ``transport`` replaces httpx's network transport (tests pass
+    ``httpx.MockTransport`` or ``httpx.ASGITransport``). ``poll_schedule``, ``sleep`` and ``clock``
+    decide how :meth:`wait` polls when the server has no live stream; tests inject them (``sleep``
+    as a coroutine function).
     """
 
     def __init__(
@@ -67,7 +83,7 @@ class AsyncClient:
     async def close(self) -> None:
         await self._http.aclose()
 
-    aclose = close
+    aclose = close  # async only
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -134,9 +150,9 @@ class AsyncClient:
 
         async def seen(task: Task) -> Task:
             if on_update is not None and changes.is_new(task):
-                answer = on_update(task)
-                if inspect.isawaitable(answer):
-                    await answer
+                answer = on_update(task)  # sync: on_update(task)
+                if inspect.isawaitable(answer):  # async only
+                    await answer  # async only
             return task
 
         task = await seen(await self.get_task(task_id))

@@ -1,4 +1,7 @@
-"""The blocking client: every call of the market-jobs API, and waiting for a task to end."""
+"""The blocking client: every call of the market-jobs API, and waiting for a task to end.
+
+Made from ``async_client.py`` by ``scripts/make_sync_client.py``: edit that file, not this one.
+"""
 
 from __future__ import annotations
 
@@ -28,7 +31,7 @@ class Client:
 
     ``base_url`` and ``api_key`` default to ``KINEMA_BASE_URL`` (else ``http://127.0.0.1:8000``)
     and ``KINEMA_API_KEY``. ``transport`` replaces httpx's network transport (tests pass
-    ``httpx.MockTransport`` or a WSGI transport). ``poll_schedule``, ``sleep`` and ``clock``
+    ``httpx.MockTransport`` or ``httpx.WSGITransport``). ``poll_schedule``, ``sleep`` and ``clock``
     decide how :meth:`wait` polls when the server has no live stream; tests inject them.
     """
 
