@@ -19,7 +19,8 @@ from kinema.engines.registry import load_engine
 from kinema.engines.routing import EngineRouter
 from kinema.files.retention import RetentionPolicy
 from kinema.files.uploads import UploadRules
-from kinema.media.fetch import FetchPolicy, SafeFetcher
+from kinema.net.fetcher import SafeFetcher
+from kinema.net.policy import FetchPolicy
 from kinema.settings import Settings
 from kinema.storage.local import LocalBlobStore
 from kinema.storage.own import OwnFiles
@@ -62,6 +63,11 @@ def upload_rules(settings: Settings) -> UploadRules:
 
 
 def fetch_policy(settings: Settings) -> FetchPolicy:
+    """What user-given URLs may reach: built here alone, once per process, and passed on.
+
+    The image fetch, upload by URL and callbacks all go by it; each download's own size cap and
+    each callback's timeout are given with the call.
+    """
     return FetchPolicy(
         allow_private=settings.allow_private_urls,
         total_timeout_s=settings.fetch_timeout_seconds,
@@ -83,7 +89,9 @@ def worker_options(settings: Settings) -> WorkerOptions:
     )
 
 
-def build_deliverer(settings: Settings, db: Database, *, clock: Clock) -> Deliverer:
+def build_deliverer(
+    settings: Settings, db: Database, *, clock: Clock, policy: FetchPolicy | None = None
+) -> Deliverer:
     options = DeliveryOptions(
         public_url=settings.public_url,
         link_seconds=round(settings.result_link_seconds),
@@ -92,9 +100,8 @@ def build_deliverer(settings: Settings, db: Database, *, clock: Clock) -> Delive
         poll_s=settings.poll_seconds,
         timeout_s=settings.callback_timeout_seconds,
     )
-    policy = FetchPolicy(
-        allow_private=settings.allow_private_urls, total_timeout_s=settings.callback_timeout_seconds
-    )
+    if policy is None:
+        policy = fetch_policy(settings)
     owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
     return Deliverer(
         db, SafeFetcher(policy), link_signer(settings, db, clock()), options, clock=clock, owner=owner
@@ -164,6 +171,7 @@ def build_worker(
     cancels: CancelSignals | None = None,
     registry: CollectorRegistry | None = None,
     on_finished: Callable[[], None] | None = None,
+    policy: FetchPolicy | None = None,
 ) -> Worker:
     store = open_store(settings)
     own_files = OwnFiles(
@@ -178,7 +186,7 @@ def build_worker(
         engines,
         engine_router(settings),
         store,
-        SafeFetcher(fetch_policy(settings)),
+        SafeFetcher(fetch_policy(settings) if policy is None else policy),
         worker_options(settings),
         clock=clock,
         wakeup=wakeup,

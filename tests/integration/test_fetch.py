@@ -25,7 +25,8 @@ from typing import Any
 import httpx
 import pytest
 
-from kinema.media.fetch import FetchedBody, FetchFailed, FetchPolicy, FetchRefused, PostOutcome, SafeFetcher
+from kinema.net.fetcher import FetchedBody, PostOutcome, SafeFetcher
+from kinema.net.policy import FetchFailed, FetchPolicy, FetchRefused
 
 FIELD = "input.image_url"
 PUBLIC_STAND_IN = "127.0.0.2"

@@ -8,7 +8,8 @@ from tests.support.clock import FakeClock
 
 from kinema.accounts import keys
 from kinema.domain.task import FailCode
-from kinema.media.fetch import FetchPolicy, SafeFetcher
+from kinema.net.fetcher import SafeFetcher
+from kinema.net.policy import FetchPolicy
 from kinema.storage.signing import LinkSigner
 from kinema.store.database import Database
 from kinema.tasks import lifecycle

@@ -11,14 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kinema.domain.errors import InvalidInput
-from kinema.media.fetch import (
-    CheckedTarget,
-    FetchFailed,
-    FetchPolicy,
-    FetchRefused,
-    check_url,
-    is_public_address,
-)
+from kinema.net.addresses import CheckedTarget, check_url, is_public_address
+from kinema.net.policy import FetchFailed, FetchPolicy, FetchRefused
 
 FIELD = "input.image_url"
 STRICT = FetchPolicy()

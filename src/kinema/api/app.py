@@ -56,7 +56,8 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, engine: Engin
     registry = CollectorRegistry()
     engines = runtime.load_engines(settings, db, clock, default=engine)
     signer = runtime.link_signer(settings, db, clock())
-    deliverer = runtime.build_deliverer(settings, db, clock=clock)
+    fetch_policy = runtime.fetch_policy(settings)
+    deliverer = runtime.build_deliverer(settings, db, clock=clock, policy=fetch_policy)
     found = Services(
         settings=settings,
         db=db,
@@ -75,6 +76,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, engine: Engin
         registry=registry,
         own_files=OwnFiles(settings.public_url, store, signer, lambda: clock() // 1000),
         upload_rules=runtime.upload_rules(settings),
+        fetch_policy=fetch_policy,
         deliverer_wake=deliverer.wake,
         gateway=Gateway(db),
     )
@@ -96,6 +98,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, engine: Engin
                 cancels=found.cancels,
                 registry=registry,
                 on_finished=deliverer.wake,
+                policy=fetch_policy,
             )
             worker.start()
         # What start-up made lives as long as the app: the collector need not walk it again.

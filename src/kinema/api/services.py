@@ -16,6 +16,7 @@ from kinema.domain.clock import Clock
 from kinema.engines.base import EngineInfo
 from kinema.engines.routing import EngineRouter
 from kinema.files.uploads import UploadRules
+from kinema.net.policy import FetchPolicy
 from kinema.settings import Settings
 from kinema.storage.base import BlobStore
 from kinema.storage.own import OwnFiles
@@ -46,6 +47,7 @@ class Services:
     registry: CollectorRegistry
     own_files: OwnFiles
     upload_rules: UploadRules
+    fetch_policy: FetchPolicy  #: The one policy for user-given URLs (`kinema.runtime.fetch_policy`).
     deliverer_wake: Callable[[], None]
     gateway: Gateway
 

@@ -80,9 +80,12 @@ def worker(
     db = runtime.open_database(settings)
     if not db.is_at_head():
         fail("the database is not at the newest schema: run `kinema migrate` first")
-    deliverer = runtime.build_deliverer(settings, db, clock=system_clock)
+    policy = runtime.fetch_policy(settings)
+    deliverer = runtime.build_deliverer(settings, db, clock=system_clock, policy=policy)
     try:
-        running = runtime.build_worker(settings, db, clock=system_clock, on_finished=deliverer.wake)
+        running = runtime.build_worker(
+            settings, db, clock=system_clock, on_finished=deliverer.wake, policy=policy
+        )
     except KinemaError as error:
         fail(error.message)
     stop = threading.Event()

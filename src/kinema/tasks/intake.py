@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from kinema.domain.clock import Clock
 from kinema.domain.errors import InvalidInput
 from kinema.domain.task import Task
-from kinema.media.fetch import SafeFetcher
 from kinema.media.intake import check_image
+from kinema.net.fetcher import SafeFetcher
 from kinema.storage import layout
 from kinema.storage.base import BlobStore
 from kinema.storage.own import OwnFiles

@@ -24,7 +24,7 @@ from kinema.domain.callbacks import Attempt, ClaimedDelivery, DeliveryState
 from kinema.domain.clock import Clock
 from kinema.domain.errors import InvalidInput
 from kinema.domain.task import TaskState
-from kinema.media.fetch import SafeFetcher
+from kinema.net.fetcher import SafeFetcher
 from kinema.storage.signing import LinkSigner, link_expiry
 from kinema.store import callbacks
 from kinema.store.database import Database

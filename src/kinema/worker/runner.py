@@ -33,7 +33,7 @@ from kinema.engines.base import Engine, GenerationResult
 from kinema.engines.routing import EngineRouter
 from kinema.files import retention
 from kinema.files.retention import RetentionPolicy, SweepReport
-from kinema.media.fetch import SafeFetcher
+from kinema.net.fetcher import SafeFetcher
 from kinema.storage.base import BlobStore
 from kinema.storage.own import OwnFiles
 from kinema.store import workers as presence

@@ -24,7 +24,7 @@ from kinema.api.services import Services
 from kinema.domain.errors import InvalidInput, Maintenance
 from kinema.files import uploads
 from kinema.files.uploads import Upload
-from kinema.media.fetch import FetchPolicy, SafeFetcher
+from kinema.net.fetcher import SafeFetcher
 from kinema.storage import layout
 from kinema.storage.base import InvalidKey, check_key
 
@@ -82,13 +82,8 @@ def _url_upload(body: UrlUpload, found: ServicesDep, who: CallerDep) -> dict[str
     uploads.clean_upload_path(body.uploadPath)  # refuse a bad path before fetching anything
     data = found.own_files.read(body.fileUrl, "fileUrl")
     if data is None:
-        policy = FetchPolicy(
-            allow_private=found.settings.allow_private_urls,
-            max_bytes=found.upload_rules.max_bytes,
-            total_timeout_s=found.settings.fetch_timeout_seconds,
-        )
-        with SafeFetcher(policy) as fetcher:
-            data = fetcher.get(body.fileUrl, field="fileUrl").data
+        with SafeFetcher(found.fetch_policy) as fetcher:
+            data = fetcher.get(body.fileUrl, field="fileUrl", max_bytes=found.upload_rules.max_bytes).data
     file_name = body.fileName or _name_from_url(body.fileUrl)
     return _answer(found, _save(found, who, body.uploadPath, file_name, data))
 
