@@ -14,7 +14,7 @@ from kinema.domain.clock import Clock
 from kinema.domain.errors import EngineUnavailable
 from kinema.engines.base import Engine
 from kinema.engines.diffusers.config import DiffusersConfig
-from kinema.engines.minimax_config import MinimaxConfig
+from kinema.engines.minimax.config import MinimaxConfig
 from kinema.engines.registry import load_engine
 from kinema.engines.routing import EngineRouter
 from kinema.files.retention import RetentionPolicy
@@ -132,6 +132,7 @@ def engine_config(settings: Settings, name: str, db: Database | None, clock: Clo
                 if db is not None
                 else LocalRateGate(limit.amount, window_ms, clock)
             ),
+            clock=clock,
         )
     if name == "diffusers":
         return DiffusersConfig(

@@ -36,8 +36,8 @@ from kinema.domain.errors import (
 )
 from kinema.domain.video import Resolution
 from kinema.engines.base import GenerationJob, GenerationResult
-from kinema.engines.minimax import UPSTREAM_TASK_ID, MinimaxEngine
-from kinema.engines.minimax_config import MinimaxConfig
+from kinema.engines.minimax.config import MinimaxConfig
+from kinema.engines.minimax.engine import UPSTREAM_TASK_ID, MinimaxEngine
 from kinema.engines.registry import load_engine
 from kinema.store.database import Database
 from kinema.store.gate import SqlRateGate

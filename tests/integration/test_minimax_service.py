@@ -19,7 +19,7 @@ from tests.support.service import Running, running_app
 
 from kinema import runtime
 from kinema.domain.clock import system_clock
-from kinema.engines.minimax import MinimaxEngine
+from kinema.engines.minimax.engine import MinimaxEngine
 from kinema.settings import Settings
 from kinema.store.database import Database
 

@@ -11,3 +11,7 @@ Clock = Callable[[], int]
 
 def system_clock() -> int:
     return time.time_ns() // 1_000_000
+
+
+Sleeper = Callable[[float], None]
+"""Waits the given number of seconds: `time.sleep`, or in tests one that moves a fake clock."""

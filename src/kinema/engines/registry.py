@@ -19,7 +19,7 @@ class EngineEntry:
 
 ENGINES: dict[str, EngineEntry] = {
     "motion": EngineEntry("kinema.engines.motion.engine:MotionEngine"),
-    "minimax": EngineEntry("kinema.engines.minimax:MinimaxEngine"),
+    "minimax": EngineEntry("kinema.engines.minimax.engine:MinimaxEngine"),
     "diffusers": EngineEntry("kinema.engines.diffusers.engine:DiffusersEngine", extra="diffusers"),
 }
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from kinema.domain.clock import Clock, Sleeper, system_clock
 from kinema.engines.base import RateGate
 
 GLOBAL_BASE_URL = "https://api.minimax.io"
@@ -28,6 +30,10 @@ class MinimaxConfig:
     rate_limited_s: float = 5.0
     connect_timeout_s: float = 10.0
     read_timeout_s: float = 60.0
+    #: The time progress is reckoned in; the service's own clock.
+    clock: Clock = system_clock
+    #: Every wait (polls, backoff, rate limits) goes through it, in steps short enough to see a cancel.
+    sleep: Sleeper = time.sleep
 
     def __post_init__(self) -> None:
         if self.poll_s <= 0 or self.retry_initial_s <= 0 or self.retry_max_s < self.retry_initial_s:
