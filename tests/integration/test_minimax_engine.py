@@ -1,10 +1,13 @@
-"""The minimax engine alone, against a MiniMax stand-in on loopback."""
+"""The minimax engine alone, against a MiniMax stand-in on loopback.
+
+The engine waits on a hand-moved clock: its sleeper moves the clock instead of sleeping, so polls,
+backoffs and rate-limit waits cost no time, and tests read them off the clock.
+"""
 
 from __future__ import annotations
 
 import base64
-import threading
-import time
+import logging
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -22,10 +25,10 @@ from tests.support.minimax import (
     VIDEO_FPS,
     VIDEO_FRAMES,
     VIDEO_SIZE,
+    Call,
     FakeMinimax,
     fake_minimax,
 )
-from tests.support.polling import wait_for
 
 from kinema.domain.errors import (
     EngineMisconfigured,
@@ -36,6 +39,7 @@ from kinema.domain.errors import (
 )
 from kinema.domain.video import Resolution
 from kinema.engines.base import GenerationJob, GenerationResult
+from kinema.engines.minimax.client import CANCEL_CHECK_S
 from kinema.engines.minimax.config import MinimaxConfig
 from kinema.engines.minimax.engine import UPSTREAM_TASK_ID, MinimaxEngine
 from kinema.engines.registry import load_engine
@@ -63,24 +67,53 @@ class CountingGate:
         return True
 
 
-def config_for(fake: FakeMinimax, gate: Any = None, **overrides: Any) -> MinimaxConfig:
+class HandTime:
+    """The engine's clock and sleeper: a sleep moves the clock on at once."""
+
+    def __init__(self) -> None:
+        self.clock = FakeClock(start_ms=1_000_000)
+
+    def sleep(self, seconds: float) -> None:
+        assert 0 < seconds <= CANCEL_CHECK_S, "waits go in steps that look for a cancel"
+        self.clock.advance(round(seconds * 1000))
+
+    def seconds(self) -> float:
+        """The clock in seconds, for the stand-in's arrival times."""
+        return self.clock() / 1000
+
+
+def config_for(
+    fake: FakeMinimax, gate: Any = None, *, hand_time: HandTime | None = None, **overrides: Any
+) -> MinimaxConfig:
+    """The engine's configuration, with the default waits (1 s backoff doubling to 30 s, 5 s after a
+    rate limit) and a 10 s poll, all on `hand_time` (a clock of its own when none is given)."""
+    hand_time = hand_time or HandTime()
     values: dict[str, Any] = {
         "api_key": API_KEY,
         "base_url": fake.base_url,
-        "poll_s": 0.01,
+        "poll_s": 10,
         "models": MODELS,
         "gate": gate or CountingGate(),
-        "retry_initial_s": 0.01,
-        "retry_max_s": 0.04,
-        "rate_limited_s": 0.01,
+        "clock": hand_time.clock,
+        "sleep": hand_time.sleep,
     }
     return MinimaxConfig(**(values | overrides))
 
 
 @pytest.fixture
-def upstream() -> Iterator[FakeMinimax]:
-    with fake_minimax() as fake:
+def hand_time() -> HandTime:
+    return HandTime()
+
+
+@pytest.fixture
+def upstream(hand_time: HandTime) -> Iterator[FakeMinimax]:
+    with fake_minimax(clock=hand_time.seconds) as fake:
         yield fake
+
+
+def arrivals(calls: list[Call]) -> list[float]:
+    """When each call arrived, in seconds after the first."""
+    return [call.at - calls[0].at for call in calls]
 
 
 @pytest.fixture
@@ -272,6 +305,17 @@ def test_each_upstream_refusal_maps_to_its_error(
     assert not (tmp_path / "out" / "video.mp4").exists()
 
 
+def test_a_video_that_cannot_be_read_fails_the_generation(
+    tmp_path: Path, engines: Callable[[MinimaxConfig], MinimaxEngine], picture: NDArray[np.uint8]
+) -> None:
+    with fake_minimax(video=b"not a video" * 100) as fake:
+        engine = engines(config_for(fake))
+        with pytest.raises(GenerationFailed) as failed:
+            engine.generate(job_for(tmp_path, picture), lambda _: None, never)
+    assert failed.value.message.startswith("MiniMax's video could not be read: ")
+    assert not (tmp_path / "out" / "video.first.jpg").exists()
+
+
 def test_a_key_echoed_by_the_upstream_is_scrubbed(
     tmp_path: Path, engines: Callable[[MinimaxConfig], MinimaxEngine], picture: NDArray[np.uint8]
 ) -> None:
@@ -284,21 +328,29 @@ def test_a_key_echoed_by_the_upstream_is_scrubbed(
 
 
 def test_a_burst_of_rate_limits_is_waited_out(
-    tmp_path: Path, engines: Callable[[MinimaxConfig], MinimaxEngine], picture: NDArray[np.uint8]
+    tmp_path: Path,
+    hand_time: HandTime,
+    engines: Callable[[MinimaxConfig], MinimaxEngine],
+    picture: NDArray[np.uint8],
 ) -> None:
-    with fake_minimax(codes={"submit": [1002, 1002, 1002], "query": [1002, 1002]}) as fake:
+    script: dict[str, Any] = {"codes": {"submit": [1002, 1002, 1002], "query": [1002, 1002]}}
+    with fake_minimax(clock=hand_time.seconds, **script) as fake:
         gate = CountingGate()
-        engine = engines(config_for(fake, gate))
+        engine = engines(config_for(fake, gate, hand_time=hand_time))
         result = engine.generate(job_for(tmp_path, picture), lambda _: None, never)
     assert result.frames == VIDEO_FRAMES
     assert len(fake.submissions) == 4  # three refused, one accepted
+    assert arrivals(fake.submissions) == [0, 5, 10, 15]  # each refusal waited out for 5 s
     assert len(fake.tasks) == 1
     assert len(fake.polls) == 5 + 2
     assert gate.turns == 4 + 7  # every try takes a turn
 
 
 def test_network_errors_are_retried(
-    tmp_path: Path, engines: Callable[[MinimaxConfig], MinimaxEngine], picture: NDArray[np.uint8]
+    tmp_path: Path,
+    hand_time: HandTime,
+    engines: Callable[[MinimaxConfig], MinimaxEngine],
+    picture: NDArray[np.uint8],
 ) -> None:
     faults: dict[str, list[int | str]] = {
         "submit": [503, "drop"],
@@ -306,25 +358,38 @@ def test_network_errors_are_retried(
         "retrieve": [500],
         "download": [503, "drop"],
     }
-    with fake_minimax(faults=faults) as fake:
-        engine = engines(config_for(fake))
+    with fake_minimax(clock=hand_time.seconds, faults=faults) as fake:
+        engine = engines(config_for(fake, hand_time=hand_time))
         result = engine.generate(job_for(tmp_path, picture), lambda _: None, never)
         assert result.video_path.read_bytes() == fake.video
     assert len(fake.submissions) == 3
     assert len(fake.tasks) == 1
     assert len(fake.polls) == 5 + 3
+    # Each failure in a row waits twice as long as the one before; a success starts again at 1 s.
+    assert arrivals(fake.submissions) == [0, 1, 3]
+    assert arrivals(fake.polls)[:5] == [0, 1, 3, 7, 17]
 
 
 def test_an_unreachable_upstream_is_retried_until_canceled(
-    tmp_path: Path, engines: Callable[[MinimaxConfig], MinimaxEngine], picture: NDArray[np.uint8]
+    tmp_path: Path,
+    hand_time: HandTime,
+    engines: Callable[[MinimaxConfig], MinimaxEngine],
+    picture: NDArray[np.uint8],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     with fake_minimax() as fake:
-        config = replace(config_for(fake), base_url=f"http://127.0.0.1:{free_port()}")
+        config = replace(config_for(fake, hand_time=hand_time), base_url=f"http://127.0.0.1:{free_port()}")
     engine = engines(config)
-    stop_at = time.monotonic() + 0.5
-    with pytest.raises(GenerationCanceled):
-        engine.generate(job_for(tmp_path, picture), lambda _: None, lambda: time.monotonic() > stop_at)
-    assert time.monotonic() - stop_at < 0.5
+    stop_at = hand_time.clock() + 60_000
+    with (
+        caplog.at_level(logging.WARNING, logger="kinema.engines.minimax"),
+        pytest.raises(GenerationCanceled),
+    ):
+        engine.generate(job_for(tmp_path, picture), lambda _: None, lambda: hand_time.clock() >= stop_at)
+    # Tried again and again, the waits doubling up to their cap, until the cancel cut one short.
+    waits = [record.getMessage().rpartition("retrying in ")[2] for record in caplog.records]
+    assert waits == ["1 s", "2 s", "4 s", "8 s", "16 s", "30 s"]
+    assert 0 <= hand_time.clock() - stop_at <= CANCEL_CHECK_S * 1000
 
 
 def test_a_resumed_task_is_polled_not_submitted_again(
@@ -348,32 +413,25 @@ def test_a_resumed_task_is_polled_not_submitted_again(
 
 def test_cancel_stops_within_a_poll(
     tmp_path: Path,
+    hand_time: HandTime,
     upstream: FakeMinimax,
     engines: Callable[[MinimaxConfig], MinimaxEngine],
     picture: NDArray[np.uint8],
 ) -> None:
     upstream.hold = True
     # A long poll interval: the cancel must cut the wait short, not wait it out.
-    engine = engines(config_for(upstream, poll_s=30))
-    canceled = threading.Event()
-    outcome: list[BaseException] = []
+    engine = engines(config_for(upstream, hand_time=hand_time, poll_s=30))
+    canceled_at: list[int] = []
 
-    def run() -> None:
-        try:
-            engine.generate(job_for(tmp_path, picture), lambda _: None, canceled.is_set)
-        except BaseException as error:
-            outcome.append(error)
+    def should_cancel() -> bool:
+        if not canceled_at and upstream.submissions:
+            canceled_at.append(hand_time.clock() + 5_000)  # 5 s into the wait before the first poll
+        return bool(canceled_at) and hand_time.clock() >= canceled_at[0]
 
-    thread = threading.Thread(target=run)
-    thread.start()
-    wait_for(lambda: upstream.submissions, 10, "the submission")
-    started = time.monotonic()
-    canceled.set()
-    thread.join(5)
-    assert not thread.is_alive()
-    assert time.monotonic() - started < 1.0
-    assert len(outcome) == 1
-    assert isinstance(outcome[0], GenerationCanceled)
+    with pytest.raises(GenerationCanceled):
+        engine.generate(job_for(tmp_path, picture), lambda _: None, should_cancel)
+    assert 0 <= hand_time.clock() - canceled_at[0] <= CANCEL_CHECK_S * 1000
+    assert upstream.polls == []
     assert not (tmp_path / "out" / "video.mp4").exists()
 
 
@@ -389,23 +447,27 @@ def test_every_request_waits_its_turn_at_the_gate(
 def test_a_shared_gate_holds_the_rate(
     tmp_path: Path,
     db: Database,
+    hand_time: HandTime,
     engines: Callable[[MinimaxConfig], MinimaxEngine],
     picture: NDArray[np.uint8],
 ) -> None:
-    with fake_minimax(statuses=["Processing", "Success"]) as fake:
-        gate = SqlRateGate(db, "minimax", 2, 60_000, FakeClock())
-        engine = engines(config_for(fake, gate))
-        stop_at: list[float] = []
+    with fake_minimax(clock=hand_time.seconds, statuses=["Processing", "Success"]) as fake:
+        # The gate and the engine share the clock: the engine's waits move the gate's window.
+        gate = SqlRateGate(db, "minimax", 2, 60_000, hand_time.clock)
+        engine = engines(config_for(fake, gate, hand_time=hand_time))
+        stop_at: list[int] = []
 
         def should_cancel() -> bool:
             if not stop_at and len(fake.video_requests()) >= 2:
-                stop_at.append(time.monotonic() + 0.3)
-            return bool(stop_at) and time.monotonic() > stop_at[0]
+                stop_at.append(hand_time.clock() + 30_000)
+            return bool(stop_at) and hand_time.clock() >= stop_at[0]
 
-        with pytest.raises(GenerationCanceled):
+        with pytest.raises(GenerationCanceled, match="rate limit"):
             engine.generate(job_for(tmp_path, picture), lambda _: None, should_cancel)
-    # Two turns in the (frozen) minute: the submission and one poll; the next poll waited.
+    # Two turns in the minute: the submission and, 10 s later, one poll; the next poll, due
+    # 10 s after that, was still waiting for the window 30 s later.
     assert len(fake.video_requests()) == 2
+    assert arrivals(fake.video_requests()) == [0, 10]
 
 
 def test_an_unmapped_model_is_a_misconfiguration(

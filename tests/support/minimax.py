@@ -2,7 +2,9 @@
 
 Each test scripts it: the statuses a task goes through, base_resp codes to answer instead of the
 real answer, HTTP faults, and a hold that keeps tasks "Processing" until released. It records
-every request with its arrival time, so tests count submissions and polls and measure rates.
+every request with its arrival time on the fake's clock (`time.monotonic` unless the test gives one,
+such as the hand-moved clock the engine waits on), so tests count submissions and polls and
+measure rates and backoffs.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import secrets
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
@@ -64,7 +66,7 @@ def sample_video() -> bytes:
 class Call:
     """One request the fake received."""
 
-    at: float  #: `time.monotonic()` on arrival.
+    at: float  #: The fake's clock on arrival, in seconds.
     kind: str  #: "submit", "query", "retrieve" or "download".
     authorization: str | None
     params: dict[str, str]
@@ -88,6 +90,8 @@ class FakeMinimax:
     #: Texts answered with codes, instead of MiniMax's usual ones (`MESSAGES`).
     messages: dict[int, str] = field(default_factory=dict)
     calls: list[Call] = field(default_factory=list)
+    #: Seconds, for the arrival times of calls.
+    clock: Callable[[], float] = field(default=time.monotonic, compare=False)
     #: Upstream task id -> how many polls have moved it along.
     tasks: dict[str, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -186,8 +190,9 @@ _KINDS = {
 @contextmanager
 def fake_minimax(**script: Any) -> Iterator[FakeMinimax]:
     """Serve a `FakeMinimax` (fields from `script`) on a loopback port until the block ends."""
+    clock = script.pop("clock", time.monotonic)
     # A copy: the scripted lists are used up, and a parametrised test passes the same ones again.
-    fake = FakeMinimax(**({"video": sample_video()} | copy.deepcopy(script)))
+    fake = FakeMinimax(**({"video": sample_video(), "clock": clock} | copy.deepcopy(script)))
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -197,7 +202,7 @@ def fake_minimax(**script: Any) -> Iterator[FakeMinimax]:
             self._handle("POST")
 
         def _handle(self, method: str) -> None:
-            arrived = time.monotonic()
+            arrived = fake.clock()
             split = urlsplit(self.path)
             params = {name: values[0] for name, values in parse_qs(split.query).items()}
             raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
