@@ -295,49 +295,55 @@ class _ParticleSystem:
             else (np.abs(kind.velocity).max() * self._height / self._fps * 0.5)
         )
         samples = int(np.clip(math.ceil(px_per_frame * kind.shutter / 1.0), 1, 12))
+        moments = [time - kind.shutter / self._fps * step / max(samples - 1, 1) for step in range(samples)]
+        states = [self.positions(moment) for moment in moments]
         body = np.zeros((height, width), np.float32)
-        glow = np.zeros((height, width), np.float32)
+        glow_small = np.zeros((max(1, height // 4), max(1, width // 4)), np.float32)
         for depth_class, disparity in enumerate(PARTICLE_DEPTHS):
             members = self._depth_class == depth_class
             sigma = max(0.5, kind.sigma * self._height * disparity * 0.5)
-            splat = np.zeros((height, width), np.float32)
-            for step in range(samples):
-                moment = time - kind.shutter / self._fps * step / max(samples - 1, 1) if samples > 1 else time
-                world, brightness = self.positions(moment)
-                world, brightness = world[members], brightness[members]
-                screen = self._matrices[depth_class][index] @ np.vstack([world.T, np.ones(len(world))])
-                xy = screen[:2] / screen[2:3] * 0.5 - 0.25  # luma px to chroma px
-                _splat(splat, xy[0], xy[1], brightness * kind.opacity * 2 * math.pi * sigma**2 / samples)
+            matrix = self._matrices[depth_class][index]
+            xs, ys, weights = [], [], []
+            for world, brightness in states:
+                screen = matrix[:, :2] @ world[members].T + matrix[:, 2:3]
+                xs.append(screen[0] / screen[2] * 0.5 - 0.25)  # luma px to chroma px
+                ys.append(screen[1] / screen[2] * 0.5 - 0.25)
+                weights.append(brightness[members])
+            scale = kind.opacity * 2 * math.pi * sigma**2 / samples
+            splat = _splat(
+                (height, width), np.concatenate(xs), np.concatenate(ys), np.concatenate(weights) * scale
+            )
             blurred = cv2.GaussianBlur(splat, (0, 0), sigma)
             if kind.ring:
-                blurred = np.maximum(blurred - cv2.GaussianBlur(splat, (0, 0), sigma * 0.7) * 0.5, 0.0) * 1.6
+                inner = cv2.GaussianBlur(splat, (0, 0), sigma * 0.7)
+                blurred = np.maximum(blurred - inner * 0.5, 0.0) * 1.6
             body += blurred
             if kind.glow:
-                glow += cv2.GaussianBlur(splat, (0, 0), sigma * 5.0) * (kind.glow * 0.5)
-        return np.minimum(body, 1.0), np.minimum(glow, 1.0)
+                small = cv2.resize(splat, glow_small.shape[::-1], interpolation=cv2.INTER_AREA) * 16.0
+                glow_small += cv2.GaussianBlur(small, (0, 0), max(0.7, sigma * 5.0 / 4)) * (kind.glow * 0.5)
+        glow = (
+            cv2.resize(glow_small, (width, height), interpolation=cv2.INTER_LINEAR)
+            if kind.glow
+            else np.zeros((height, width), np.float32)
+        )
+        return np.minimum(body, 1.0), np.minimum(np.asarray(glow, np.float32), 1.0)
 
 
 def _splat(
-    target: Field, xs: NDArray[np.float64], ys: NDArray[np.float64], weights: NDArray[np.float64]
-) -> None:
-    """Add each point's weight to its four nearest pixels, bilinearly."""
-    height, width = target.shape
+    shape: tuple[int, int], xs: NDArray[np.float64], ys: NDArray[np.float64], weights: NDArray[np.float64]
+) -> Field:
+    """An image of points, each weight spread over its four nearest pixels (bilinearly)."""
+    height, width = shape
     inside = (xs > -1) & (xs < width) & (ys > -1) & (ys < height)
     xs, ys, weights = xs[inside], ys[inside], weights[inside]
-    x0, y0 = np.floor(xs).astype(int), np.floor(ys).astype(int)
+    x0, y0 = np.floor(xs).astype(np.int64), np.floor(ys).astype(np.int64)
     fx, fy = xs - x0, ys - y0
-    flat = target.reshape(-1)
-    for dx, dy, w in (
-        (0, 0, (1 - fx) * (1 - fy)),
-        (1, 0, fx * (1 - fy)),
-        (0, 1, (1 - fx) * fy),
-        (1, 1, fx * fy),
-    ):
-        cx, cy = x0 + dx, y0 + dy
-        ok = (cx >= 0) & (cx < width) & (cy >= 0) & (cy < height)
-        flat += np.bincount(cy[ok] * width + cx[ok], weights=(weights * w)[ok], minlength=flat.size).astype(
-            np.float32
-        )
+    cx = np.concatenate([x0, x0 + 1, x0, x0 + 1])
+    cy = np.concatenate([y0, y0, y0 + 1, y0 + 1])
+    w = np.concatenate([(1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy]) * np.tile(weights, 4)
+    ok = (cx >= 0) & (cx < width) & (cy >= 0) & (cy < height)
+    counts = np.bincount(cy[ok] * width + cx[ok], weights=w[ok], minlength=height * width)
+    return np.asarray(counts.reshape(height, width), np.float32)
 
 
 # --- The renderer ----------------------------------------------------------------------------
@@ -511,17 +517,16 @@ class EffectRenderer:
         if self._gain_field is not None:
             weight = self._field_on_frame(self._gain_field, index, size)
             gain = keep * (1.0 + (self._gain[index] - 1.0) * weight)
-        luma_gain = cv2.resize(gain, (luma.shape[1], luma.shape[0]), interpolation=cv2.INTER_LINEAR)
-        luma_add = cv2.resize(add[0], (luma.shape[1], luma.shape[0]), interpolation=cv2.INTER_LINEAR)
-        result = luma.astype(np.float32)
-        result *= luma_gain
-        result += luma_add
-        np.clip(result, 0.0, 255.0, out=result)
-        luma[:] = result
+        full = (luma.shape[1], luma.shape[0])
+        luma_gain = np.asarray(
+            cv2.resize(np.asarray(gain, np.float32), full, interpolation=cv2.INTER_LINEAR), np.float32
+        )
+        luma_add = np.asarray(
+            cv2.resize(np.ascontiguousarray(add[0]), full, interpolation=cv2.INTER_LINEAR), np.float32
+        )
+        _scale_and_add(luma, luma_gain, luma_add)
         for plane, extra in zip(chroma, add[1:], strict=True):
-            mixed = plane.astype(np.float32) * keep + extra
-            np.clip(mixed, 0.0, 255.0, out=mixed)
-            plane[:] = mixed
+            _scale_and_add(plane, keep, np.ascontiguousarray(extra))
 
     def _fog_colour(self, effect: Effect) -> NDArray[np.float32]:
         return _ycbcr((196, 200, 206) if effect is Effect.FOG else (170, 170, 172))
@@ -562,6 +567,13 @@ class EffectRenderer:
         else:
             density = np.broadcast_to(0.15 + 0.5 * rows**1.5, (height, width))
         return np.asarray(np.clip((total - 0.35) * 2.2, 0.0, 1.0) * density, np.float32)
+
+
+def _scale_and_add(plane: NDArray[np.uint8], gain: Field, extra: Field) -> None:
+    """``plane = plane * gain + extra`` in place, saturating at the 8-bit range."""
+    product = cv2.multiply(plane, gain, dtype=cv2.CV_32F)
+    cv2.add(product, extra, dst=product)
+    plane[:] = cv2.convertScaleAbs(product)
 
 
 def _light_field(cue: Field | None, floor: float) -> Field:

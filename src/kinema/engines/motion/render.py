@@ -191,6 +191,11 @@ class FrameRenderer:
         if effects is not None:
             effects.bind(placement.world_to_source, source, path)
 
+    @property
+    def source_size(self) -> FrameSize:
+        """Size of the pre-scaled picture that `matrix` maps into."""
+        return FrameSize(self._rgb.shape[1], self._rgb.shape[0])
+
     def matrix(self, index: int) -> NDArray[np.float64]:
         """The 3x3 map from output pixels of frame `index` to pre-scaled picture pixels."""
         return np.asarray(self._to_source[index], dtype=np.float64)
