@@ -64,7 +64,7 @@ def _knight(
     xs = np.arange(width, dtype=np.float32)[None, :, None]
     light = np.clip(0.55 + (xs - foot_x) / (140 * s), 0.35, 1.25)
     grain = np.random.default_rng(foot_x).normal(1.0, 0.04, (height, width, 1)).astype(np.float32)
-    for mask, colour in ((armour, (150, 150, 165)), (cloth, tabard)):
+    for mask, colour in ((armour, (176, 158, 132)), (cloth, tabard)):
         paint = np.clip(np.array(colour, np.float32) * light * grain, 0, 255)
         weight = (mask.astype(np.float32) / 255.0)[..., None]
         canvas[:] = (canvas * (1 - weight) + paint * weight).astype(np.uint8)

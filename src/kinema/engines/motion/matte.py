@@ -45,6 +45,9 @@ MAX_COVERAGE = 0.6
 """Above this share, subject and background cannot be told apart (a close-up, a texture)."""
 MIN_CERTAINTY = 0.72
 """Mean decisiveness (|2a - 1|) around the subject below which the matte is not trusted."""
+MAX_SPAN = 0.9
+"""A matte wider than this share of the picture is a band of the landscape (a range of hills,
+a tree line), not a subject standing in front of it."""
 
 
 class MatteModelMissing(EngineUnavailable):
@@ -66,10 +69,11 @@ class Matte:
     alpha: NDArray[np.float32]  #: H x W, 1.0 on the subject, 0.0 on the background.
     coverage: float  #: Share of the picture the subject covers.
     certainty: float  #: Mean |2a - 1| over the subject's surroundings; 1.0 is decisive.
+    span: float = 0.0  #: Share of the picture's width between the subject's leftmost and rightmost pixels.
 
     @property
     def verdict(self) -> MatteVerdict:
-        if self.coverage < NO_SUBJECT_COVERAGE:
+        if self.coverage < NO_SUBJECT_COVERAGE or self.span > MAX_SPAN:
             return MatteVerdict.NO_SUBJECT
         if self.coverage > MAX_COVERAGE or self.certainty < MIN_CERTAINTY:
             return MatteVerdict.UNSURE
@@ -152,7 +156,9 @@ def matte_from_probability(probability: NDArray[np.float32], width: int, height:
     coverage = float(kept.mean())
     around = cv2.dilate(kept.astype(np.uint8), np.ones((25, 25), np.uint8)).astype(bool)
     certainty = float(np.abs(2.0 * probability[around] - 1.0).mean())
+    columns = np.nonzero(kept.any(axis=0))[0]
+    span = float(columns[-1] - columns[0] + 1) / kept.shape[1]
     large = cv2.resize(cleaned, (width, height), interpolation=cv2.INTER_LINEAR)
     edge = np.clip((large - 0.3) / 0.4, 0.0, 1.0)
     alpha = (edge * edge * (3.0 - 2.0 * edge)).astype(np.float32)
-    return Matte(alpha, coverage, certainty)
+    return Matte(alpha, coverage, certainty, span)
