@@ -90,6 +90,11 @@ class MotionEngine:
             log.warning("%s; filming every picture flat", error.message)
 
     @property
+    def matter(self) -> SubjectMatter | None:
+        """The loaded matte model, or None when pictures are filmed flat."""
+        return self._matter
+
+    @property
     def films_depth(self) -> bool:
         """Whether pictures are filmed as scenes (depth on and the model loaded)."""
         return self._matter is not None
