@@ -298,7 +298,7 @@ class _ParticleSystem:
         moments = [time - kind.shutter / self._fps * step / max(samples - 1, 1) for step in range(samples)]
         states = [self.positions(moment) for moment in moments]
         body = np.zeros((height, width), np.float32)
-        glow_small = np.zeros((max(1, height // 4), max(1, width // 4)), np.float32)
+        halo = np.zeros((height, width), np.float32)
         for depth_class, disparity in enumerate(PARTICLE_DEPTHS):
             members = self._depth_class == depth_class
             sigma = max(0.5, kind.sigma * self._height * disparity * 0.5)
@@ -319,13 +319,16 @@ class _ParticleSystem:
                 blurred = np.maximum(blurred - inner * 0.5, 0.0) * 1.6
             body += blurred
             if kind.glow:
-                small = cv2.resize(splat, glow_small.shape[::-1], interpolation=cv2.INTER_AREA) * 16.0
-                glow_small += cv2.GaussianBlur(small, (0, 0), max(0.7, sigma * 5.0 / 4)) * (kind.glow * 0.5)
-        glow = (
-            cv2.resize(glow_small, (width, height), interpolation=cv2.INTER_LINEAR)
-            if kind.glow
-            else np.zeros((height, width), np.float32)
-        )
+                halo += splat * (sigma * 5.0) ** 2  # keeps the halo's peak as wide halos spread
+        if not kind.glow:
+            return np.minimum(body, 1.0), np.zeros((height, width), np.float32)
+        # One halo for every depth, blurred at a quarter of the size: it is soft anyway.
+        small_size = (max(1, width // 4), max(1, height // 4))
+        small = cv2.resize(halo, small_size, interpolation=cv2.INTER_AREA) * 16.0
+        middle = max(0.5, kind.sigma * self._height * PARTICLE_DEPTHS[1] * 0.5)
+        spread = max(0.7, middle * 5.0 / 4)
+        small = cv2.GaussianBlur(small, (0, 0), spread) * (kind.glow * 0.5) / (middle * 5.0) ** 2
+        glow = cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
         return np.minimum(body, 1.0), np.minimum(np.asarray(glow, np.float32), 1.0)
 
 
@@ -495,15 +498,17 @@ class EffectRenderer:
         add = np.zeros((3, height, width), np.float32)  # colour laid over, premultiplied
 
         def lay(coverage: Field, colour: NDArray[np.float32]) -> None:
-            nonlocal keep
             coverage = np.clip(coverage, 0.0, 1.0)
-            add[:] = add * (1.0 - coverage) + coverage * colour[:, None, None]
-            keep = keep * (1.0 - coverage)
+            rest = 1.0 - coverage
+            for plane, value in zip(add, colour, strict=True):
+                plane *= rest
+                plane += coverage * float(value)
+            keep[...] *= rest
 
         for system, colour in zip(self._particles, self._colours, strict=True):
             body, glow = system.coverage(index, size)
             if system.kind.glow:
-                lay(glow, colour)
+                body = body + glow - body * glow  # the particle over its own halo, same colour
             lay(body, colour)
         for effect in self._fog:
             lay(self._fog_coverage(effect, index, size), self._fog_colour(effect))
@@ -517,16 +522,24 @@ class EffectRenderer:
         if self._gain_field is not None:
             weight = self._field_on_frame(self._gain_field, index, size)
             gain = keep * (1.0 + (self._gain[index] - 1.0) * weight)
-        full = (luma.shape[1], luma.shape[0])
-        luma_gain = np.asarray(
-            cv2.resize(np.asarray(gain, np.float32), full, interpolation=cv2.INTER_LINEAR), np.float32
-        )
-        luma_add = np.asarray(
-            cv2.resize(np.ascontiguousarray(add[0]), full, interpolation=cv2.INTER_LINEAR), np.float32
-        )
-        _scale_and_add(luma, luma_gain, luma_add)
-        for plane, extra in zip(chroma, add[1:], strict=True):
-            _scale_and_add(plane, keep, np.ascontiguousarray(extra))
+        # Only the part of the frame that something touches is redrawn (sparks stay near
+        # their burst); a margin of two chroma pixels covers the enlargement's reach.
+        touched = (np.abs(np.asarray(gain, np.float32) - 1.0) > 1e-4) | (add[0] > 1e-3)
+        rows, cols = np.nonzero(touched.any(axis=1))[0], np.nonzero(touched.any(axis=0))[0]
+        if rows.size == 0:
+            return
+        y0, y1 = max(0, int(rows[0]) - 2), min(height, int(rows[-1]) + 3)
+        x0, x1 = max(0, int(cols[0]) - 2), min(width, int(cols[-1]) + 3)
+        box_gain = np.ascontiguousarray(np.broadcast_to(gain, (height, width))[y0:y1, x0:x1], np.float32)
+        box_add = np.ascontiguousarray(add[:, y0:y1, x0:x1])
+        luma_box = luma[2 * y0 : 2 * y1, 2 * x0 : 2 * x1]
+        full = (luma_box.shape[1], luma_box.shape[0])
+        luma_gain = np.asarray(cv2.resize(box_gain, full, interpolation=cv2.INTER_LINEAR), np.float32)
+        luma_add = np.asarray(cv2.resize(box_add[0], full, interpolation=cv2.INTER_LINEAR), np.float32)
+        _scale_and_add(luma_box, luma_gain, luma_add)
+        box_keep = np.ascontiguousarray(keep[y0:y1, x0:x1], np.float32)
+        for plane, extra in zip(chroma, box_add[1:], strict=True):
+            _scale_and_add(plane[y0:y1, x0:x1], box_keep, np.ascontiguousarray(extra))
 
     def _fog_colour(self, effect: Effect) -> NDArray[np.float32]:
         return _ycbcr((196, 200, 206) if effect is Effect.FOG else (170, 170, 172))
