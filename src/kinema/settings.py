@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     max_attempts: Annotated[int, Field(ge=1)] = 3
     poll_seconds: Positive = 1.0
 
+    # The motion engine.
+    motion_depth: Literal["on", "off"] = "on"
+
     # The minimax engine: Hailuo through MiniMax's API.
     minimax_api_key: SecretStr | None = None
     minimax_base_url: str = "https://api.minimax.io"

@@ -52,3 +52,20 @@ def rgb_to_i420(rgb: NDArray[np.uint8]) -> NDArray[np.uint8]:
     flat[height * width : height * width + quarter] = subsample_chroma(cb).reshape(-1)
     flat[height * width + quarter :] = subsample_chroma(cr).reshape(-1)
     return out
+
+
+_YCBCR_TO_RGB = np.linalg.inv(np.vstack([_RGB_TO_YCBCR, [0.0, 0.0, 0.0, 1.0]]))[:3]
+
+
+def i420_to_rgb(planes: NDArray[np.uint8]) -> NDArray[np.uint8]:
+    """A planar 4:2:0 buffer (BT.709, limited range) back to RGB; chroma enlarged bilinearly."""
+    rows, width = planes.shape
+    height = rows * 2 // 3
+    flat = planes.reshape(-1)
+    quarter = height * width // 4
+    y = planes[:height]
+    cb = flat[height * width : height * width + quarter].reshape(height // 2, width // 2)
+    cr = flat[height * width + quarter :].reshape(height // 2, width // 2)
+    full = [cv2.resize(plane, (width, height), interpolation=cv2.INTER_LINEAR) for plane in (cb, cr)]
+    ycbcr = cv2.merge([y, full[0], full[1]])
+    return np.asarray(cv2.transform(ycbcr, _YCBCR_TO_RGB), dtype=np.uint8)

@@ -3,12 +3,13 @@
 A pinhole camera with focal length `f` looks at the still. Rotations (pan, tilt, the roll of a
 shake) are exact for any scene: a camera that only turns sees the homography ``K R K^-1``.
 Zooms change `f`, interpolated in log space so the magnification grows at a steady rate.
-Moves of the camera's position (push, pull, truck, pedestal, tracking) would need depth; on a
-still they are approximated by a plane facing the camera: a scale about the point of interest,
-or a translation.
+Moves of the camera's position (push, pull, truck, pedestal, tracking) carry the camera
+through the scene, so what they do depends on depth: `CameraPath.layer_homographies` gives the
+frames of a plane at any disparity (inverse depth), 1.0 being the reference plane (the subject,
+or the whole picture when it is filmed flat).
 
 Each homography maps output pixel coordinates to *world* coordinates: the pixel coordinates
-of the frame the camera sees at rest. `fit_to_source` then places the world on the picture.
+of the frame the camera sees at rest. `render.place_world` then places the world on the picture.
 """
 
 from __future__ import annotations
@@ -139,13 +140,52 @@ def _band_limited_noise(rng: np.random.Generator, frames: int, fps: int) -> NDAr
 
 @dataclass(frozen=True, slots=True)
 class CameraPath:
-    """One homography per frame, mapping output pixels to world pixels."""
+    """One homography per frame, mapping output pixels to world pixels.
+
+    `homographies` film the reference plane (disparity 1.0). The camera's travel is kept apart
+    (`turns`, `travel`, `push`) so that planes at other depths can be filmed from the same path.
+    """
 
     size: FrameSize
     homographies: Matrices  #: Shape (frames, 3, 3).
+    #: Rotation, zoom and handheld jitter: what every depth sees alike. Shape (frames, 3, 3).
+    turns: Matrices
+    travel: NDArray[np.float64]  #: Sideways and vertical travel at disparity 1, world px; (frames, 2).
+    push: NDArray[np.float64]  #: Magnification of the reference plane by the dolly; (frames,).
+    focus_px: tuple[float, float]  #: The point pushes close in on, in world px.
 
     def __len__(self) -> int:
         return int(self.homographies.shape[0])
+
+    @property
+    def travels(self) -> bool:
+        """Whether the camera changes position (so near and far move differently)."""
+        return bool(np.abs(self.travel).max() > 1e-6 or np.abs(self.push - 1.0).max() > 1e-9)
+
+    def layer_homographies(self, disparity: float) -> Matrices:
+        """The frames of a plane at `disparity` (1/depth, the reference plane at 1.0).
+
+        A camera moving sideways by T sees a plane at depth Z slide by f T / Z: travel scales
+        with disparity. Moving forward by T_z magnifies it by Z / (Z - T_z); the reference
+        plane's magnification `push` gives T_z = 1 - 1 / push in units of its depth.
+        """
+        return layer_matrices(self, np.full(len(self), disparity))
+
+
+def layer_matrices(path: CameraPath, disparity: NDArray[np.float64]) -> Matrices:
+    """`CameraPath.layer_homographies` for one disparity per frame."""
+    forward = 1.0 - 1.0 / path.push
+    inverse_push = 1.0 - disparity * forward  # 1 / magnification of the plane
+    poi_x, poi_y = path.focus_px
+    frames = len(path)
+    out = np.zeros((frames, 3, 3))
+    out[:, 0, 0] = inverse_push
+    out[:, 1, 1] = inverse_push
+    out[:, 0, 2] = poi_x * (1.0 - inverse_push) + disparity * path.travel[:, 0]
+    out[:, 1, 2] = poi_y * (1.0 - inverse_push) + disparity * path.travel[:, 1]
+    out[:, 2, 2] = 1.0
+    matrices = out @ path.turns
+    return np.asarray(matrices / matrices[:, 2:3, 2:3], dtype=np.float64)
 
 
 def plan_path(
@@ -194,12 +234,12 @@ def plan_path(
     amplitude = np.array([wobble, wobble, SHAKE_ROLL])  # x and y in pixels, roll in radians
     shake = np.stack([_band_limited_noise(rng, frames, fps) for _ in range(3)], axis=1)
     shake *= shake_envelope[:, None] * amplitude
-    return CameraPath(size, _homographies(poses, shake, size, focus))
+    return _camera_path(poses, shake, size, focus)
 
 
-def _homographies(
+def _camera_path(
     poses: NDArray[np.float64], shake: NDArray[np.float64], size: FrameSize, focus: tuple[float, float]
-) -> Matrices:
+) -> CameraPath:
     frames = poses.shape[0]
     f = focal_length(size)
     cx, cy = (size.width - 1) / 2.0, (size.height - 1) / 2.0
@@ -208,6 +248,7 @@ def _homographies(
     k = np.array([[f, 0.0, cx], [0.0, f, cy], [0.0, 0.0, 1.0]])
 
     out = np.empty((frames, 3, 3))
+    turns = np.empty((frames, 3, 3))
     for i in range(frames):
         yaw, pitch, log_zoom, log_push, shift_x, shift_y = poses[i]
         jitter_x, jitter_y, roll = shake[i]
@@ -239,7 +280,11 @@ def _homographies(
         )
         h = travel @ dolly @ seen
         out[i] = h / h[2, 2]
-    return out
+        # The jitter of a handheld camera is mostly its turning: every depth shares it.
+        turn = np.array([[1.0, 0.0, jitter_x], [0.0, 1.0, jitter_y], [0.0, 0.0, 1.0]]) @ seen
+        turns[i] = turn / turn[2, 2]
+    travel_px = np.stack([poses[:, 4] * size.width, -poses[:, 5] * size.height], axis=1)
+    return CameraPath(size, out, turns, travel_px, np.exp(poses[:, 3]), (poi_x, poi_y))
 
 
 def _rotation(yaw: float, pitch: float, roll: float) -> NDArray[np.float64]:
