@@ -69,8 +69,9 @@ class Dialect(ABC):
     def lock_rows(self, query: Select[Any], *of: Table) -> Select[Any]:
         """`query` taking the rows it selects for this transaction, skipping those others hold."""
 
+    @staticmethod
     @abstractmethod
-    def serialise(self, connection: Connection, name: str) -> None:
+    def serialise(connection: Connection, name: str) -> None:
         """Hold the named critical section until `connection`'s transaction ends."""
 
     @abstractmethod
@@ -124,7 +125,8 @@ class SQLite(Dialect):
     def lock_rows(self, query: Select[Any], *of: Table) -> Select[Any]:
         return query  # the transaction holds the database's one write lock already
 
-    def serialise(self, connection: Connection, name: str) -> None:
+    @staticmethod
+    def serialise(connection: Connection, name: str) -> None:
         pass  # likewise
 
     def insert_or_ignore(self, table: Table) -> Insert:
@@ -197,11 +199,17 @@ class PostgreSQL(Dialect):
     def lock_rows(self, query: Select[Any], *of: Table) -> Select[Any]:
         return query.with_for_update(skip_locked=True, of=list(of) or None)
 
-    def serialise(self, connection: Connection, name: str) -> None:
+    @staticmethod
+    def serialise(connection: Connection, name: str) -> None:
         connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": zlib.crc32(name.encode())})
 
     def insert_or_ignore(self, table: Table) -> Insert:
         return postgresql.insert(table).on_conflict_do_nothing()
+
+
+def serialise(connection: Connection, name: str) -> None:
+    """`Dialect.serialise` for the database `connection` belongs to."""
+    _BY_NAME[connection.dialect.name].serialise(connection, name)
 
 
 def dialect_for(url: URL) -> Dialect:
@@ -212,6 +220,8 @@ def dialect_for(url: URL) -> Dialect:
         return PostgreSQL()
     raise ValueError(f"unsupported database {backend!r}: use sqlite:/// or postgresql://")
 
+
+_BY_NAME: Final[dict[str, type[Dialect]]] = {SQLite.name: SQLite, PostgreSQL.name: PostgreSQL}
 
 # SQLite's fast paths: statements compiled once, values converted as SQLAlchemy would.
 
