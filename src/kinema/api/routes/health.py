@@ -36,6 +36,8 @@ def readyz(found: ServicesDep) -> JSONResponse:
     except Exception as error:  # readiness reports any failure; it must never raise
         checks.setdefault("database", f"unreachable: {type(error).__name__}")
     ready = all(value == "ok" for value in checks.values())
+    # Limits counted per process while Redis is away: worth saying, but the service still works.
+    checks["rate_limits"] = found.limits.status
     body = {"code": 200 if ready else 503, "msg": "ready" if ready else "not ready", "data": checks}
     return JSONResponse(body, status_code=200 if ready else 503)
 
@@ -75,4 +77,9 @@ class TaskCollector(Collector):
         )
         yield GaugeMetricFamily(
             "kinema_workers_alive", "Workers seen within a lease.", value=live_workers(found)
+        )
+        yield GaugeMetricFamily(
+            "kinema_rate_limit_storage_up",
+            "1 while rate limits are counted in their configured storage, 0 while it is unreachable.",
+            value=1 if found.limits.shared_up else 0,
         )
