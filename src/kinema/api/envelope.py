@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from kinema.domain.errors import KinemaError, RateLimited, TaskNotFound
+from kinema.domain.errors import KinemaError, RateLimited, TaskNotFound, Unavailable
 
 log = logging.getLogger("kinema.api")
 
@@ -62,10 +62,16 @@ def install_error_handlers(app: FastAPI, *, strict: bool) -> None:
     @app.exception_handler(KinemaError)
     async def _kinema_error(request: Request, error: KinemaError) -> JSONResponse:
         upload = is_upload_route(request)
-        if isinstance(error, RateLimited):
+        if isinstance(error, RateLimited | Unavailable):
+            # Overload and outages keep their real status, with when to try again, so that
+            # clients, proxies and load balancers all understand them.
             headers = {"Retry-After": str(error.retry_after_s)}
             response = Envelope(error.code, error.message, headers=headers, upload=upload)
-            response.status_code = 429
+            response.status_code = error.code if isinstance(error, Unavailable) else 429
+            if isinstance(error, Unavailable):
+                log.warning(
+                    "answered %d to %s %s: %s", error.code, request.method, request.url.path, error.message
+                )
             return response
         return Envelope(error.code, message_of(error), strict=strict, upload=upload)
 

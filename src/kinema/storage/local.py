@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
+from kinema.domain.errors import StorageFull
 from kinema.storage.base import BlobInfo, InvalidKey, check_key
 
 STAGING_DIR = ".staging"
@@ -43,6 +44,14 @@ class LocalBlobStore:
         return self._root
 
     def put_bytes(self, key: str, data: bytes) -> BlobInfo:
+        with _disk_full_is_storage_full():
+            return self._put_bytes(key, data)
+
+    def put_file(self, key: str, source: Path) -> BlobInfo:
+        with _disk_full_is_storage_full():
+            return self._put_file(key, source)
+
+    def _put_bytes(self, key: str, data: bytes) -> BlobInfo:
         target = self._path(key)
         fd, name = tempfile.mkstemp(prefix="put-", suffix=".part", dir=self._staging)
         temp = Path(name)
@@ -56,7 +65,7 @@ class LocalBlobStore:
             temp.unlink(missing_ok=True)
             raise
 
-    def put_file(self, key: str, source: Path) -> BlobInfo:
+    def _put_file(self, key: str, source: Path) -> BlobInfo:
         target = self._path(key)
         # A symlink would be moved as a link, and the stored "file" would point anywhere.
         if not stat.S_ISREG(os.lstat(source).st_mode):
@@ -220,6 +229,16 @@ def _newest_mtime(entry: os.DirEntry[str]) -> float:
             for name in (*dirnames, *filenames):
                 newest = max(newest, os.lstat(os.path.join(dirpath, name)).st_mtime)
     return newest
+
+
+@contextmanager
+def _disk_full_is_storage_full() -> Iterator[None]:
+    try:
+        yield
+    except OSError as error:
+        if error.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise StorageFull() from error
+        raise
 
 
 def _raise(error: OSError) -> None:
