@@ -266,3 +266,26 @@ def test_concurrent_rotations_leave_one_active_secret(db: Database) -> None:
     with db.read() as connection:
         active = secrets.active_secret(connection, account_id)
     assert active in made
+
+
+def test_a_stream_ends_once_its_key_is_revoked(make_settings: MakeSettings) -> None:
+    with running_app(make_settings(workers=0)) as service:
+        task_id = service.api.create(seed_body("https://images.example/never-fetched.jpg"))
+        events: list[tuple[str, Any]] = []
+        with service.client.stream(
+            "GET", "/api/v1/jobs/stream", params={"taskId": task_id}, headers=service.api.headers
+        ) as response:
+            event = ""
+            for line in response.iter_lines():
+                if line.startswith("event: "):
+                    event = line.removeprefix("event: ")
+                elif line.startswith("data: "):
+                    events.append((event, json.loads(line.removeprefix("data: "))))
+                    if event == "state":  # the stream runs: now take its key away
+                        db = Database(service.settings.database_url)
+                        with db.write() as connection:
+                            (record,) = keys.list_keys(connection)
+                            keys.revoke_key(connection, record.id, 1)
+                        db.dispose()
+        assert events[0] == ("state", {"taskId": task_id, "state": "waiting", "progress": 0})
+        assert events[-1] == ("error", {"code": 401, "msg": "You do not have access permissions"})

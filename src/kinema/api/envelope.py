@@ -7,6 +7,7 @@ exceptions. In strict mode the HTTP status equals ``code`` wherever ``code`` is 
 
 from __future__ import annotations
 
+import errno
 import logging
 from http import HTTPStatus
 from typing import Any, Final
@@ -16,7 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from kinema.domain.errors import KinemaError, RateLimited, TaskNotFound, Unavailable
+from kinema.domain.errors import KinemaError, RateLimited, StorageFull, TaskNotFound, Unavailable
 
 log = logging.getLogger("kinema.api")
 
@@ -86,6 +87,12 @@ def install_error_handlers(app: FastAPI, *, strict: bool) -> None:
         response = Envelope(error.status_code, message, headers=getattr(error, "headers", None))
         response.status_code = error.status_code
         return response
+
+    @app.exception_handler(OSError)
+    async def _os_error(request: Request, error: OSError) -> JSONResponse:
+        if error.errno in (errno.ENOSPC, errno.EDQUOT):  # a full disk: nothing was stored
+            return await _kinema_error(request, StorageFull())
+        return await _unexpected(request, error)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, _error: Exception) -> JSONResponse:

@@ -13,14 +13,14 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import socket
 import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Final
 
-from kinema.domain.errors import StorageFull
 from kinema.storage.base import BlobInfo, InvalidKey, check_key
 
 STAGING_DIR = ".staging"
@@ -44,14 +44,6 @@ class LocalBlobStore:
         return self._root
 
     def put_bytes(self, key: str, data: bytes) -> BlobInfo:
-        with _disk_full_is_storage_full():
-            return self._put_bytes(key, data)
-
-    def put_file(self, key: str, source: Path) -> BlobInfo:
-        with _disk_full_is_storage_full():
-            return self._put_file(key, source)
-
-    def _put_bytes(self, key: str, data: bytes) -> BlobInfo:
         target = self._path(key)
         fd, name = tempfile.mkstemp(prefix="put-", suffix=".part", dir=self._staging)
         temp = Path(name)
@@ -65,7 +57,7 @@ class LocalBlobStore:
             temp.unlink(missing_ok=True)
             raise
 
-    def _put_file(self, key: str, source: Path) -> BlobInfo:
+    def put_file(self, key: str, source: Path) -> BlobInfo:
         target = self._path(key)
         # A symlink would be moved as a link, and the stored "file" would point anywhere.
         if not stat.S_ISREG(os.lstat(source).st_mode):
@@ -151,7 +143,8 @@ class LocalBlobStore:
 
     @contextmanager
     def staging(self) -> Iterator[Path]:
-        folder = Path(tempfile.mkdtemp(prefix="job-", dir=self._staging))
+        # Named for the process that owns it, so that a sweep knows it from a crashed one's.
+        folder = Path(tempfile.mkdtemp(prefix=f"job-{_HOST}.{os.getpid()}-", dir=self._staging))
         try:
             yield folder
         finally:
@@ -162,13 +155,14 @@ class LocalBlobStore:
     def sweep_staging(self, now: float, older_than_s: float) -> int:
         """Delete what crashed writers left in staging; returns how many entries went.
 
-        An entry is stale when nothing in it changed for `older_than_s` seconds before `now`;
-        choose a bound well above the longest job, since a job's folder is live until it ends.
+        An entry is stale when the process of this host that made it runs no more, or when
+        nothing in it changed for `older_than_s` seconds before `now` (for entries of other
+        hosts, or of no known owner): choose a bound well above the longest job.
         """
         cutoff = now - older_than_s
         removed = 0
         with os.scandir(self._staging) as entries:
-            stale = [entry for entry in entries if _newest_mtime(entry) < cutoff]
+            stale = [entry for entry in entries if _owner_gone(entry.name) or _newest_mtime(entry) < cutoff]
         for entry in stale:
             if entry.is_dir(follow_symlinks=False):
                 shutil.rmtree(entry.path)
@@ -197,6 +191,10 @@ class LocalBlobStore:
         os.replace(temp, target)
         _fsync_dir(target.parent)
         return _info(os.stat(target))
+
+
+#: This host, as staging names spell it (no dashes, which separate the parts of a name).
+_HOST: Final = socket.gethostname().replace("-", "_").replace(".", "_")
 
 
 def _info(result: os.stat_result) -> BlobInfo:
@@ -231,14 +229,22 @@ def _newest_mtime(entry: os.DirEntry[str]) -> float:
     return newest
 
 
-@contextmanager
-def _disk_full_is_storage_full() -> Iterator[None]:
+def _owner_gone(name: str) -> bool:
+    """Whether the staging entry `name` (``job-<host>.<pid>-...``) belongs to a process of this
+    host that no longer runs."""
+    if not name.startswith("job-"):
+        return False
+    owner = name[4:].split("-", 1)[0]
+    host, _, pid = owner.rpartition(".")
+    if host != _HOST or not pid.isdigit():
+        return False
     try:
-        yield
-    except OSError as error:
-        if error.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise StorageFull() from error
-        raise
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, someone else's
+        return False
+    return False
 
 
 def _raise(error: OSError) -> None:
