@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 TEST_STAMP := $(VENV)/.installed-test-stamp
 
-.PHONY: install install-test run test lint bench lock clean
+.PHONY: install install-test run test lint bench soak lock clean
 
 install: $(STAMP)
 
@@ -44,6 +44,11 @@ lint: install
 bench: install
 	$(BIN)/python -m bench.motion
 	$(BIN)/python -m bench.api
+
+## soak: ten minutes of mixed traffic on SQLite, then on PostgreSQL with Redis (SOAK_SECONDS to change)
+soak: install
+	$(BIN)/python -m bench.soak --database sqlite
+	$(BIN)/python -m bench.soak --database postgres
 
 ## lock: re-pin every installed package (run after `make test` installed every extra)
 # A local version label (torch's "+cpu") is dropped: the pin then takes whichever build of

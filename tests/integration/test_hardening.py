@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import errno
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,10 @@ from tests.support.service import running_app
 from kinema.accounts import credits, keys
 from kinema.domain.accounts import MAX_BALANCE
 from kinema.domain.errors import InvalidInput, StorageFull
-from kinema.storage import local
+from kinema.files import uploads
+from kinema.files.uploads import UploadRules
+from kinema.storage import layout, local
+from kinema.storage.local import LocalBlobStore
 from kinema.storage.own import read_sample
 from kinema.store.database import Database
 from kinema.store.dialects import SQLite
@@ -152,3 +156,39 @@ def test_the_database_being_full_is_told_apart_from_a_mistake(tmp_path: Path) ->
     assert isinstance(dialect.failure(full.value), StorageFull)
     assert dialect.failure(sqlite3.OperationalError("no such table: t")) is None
     assert dialect.failure(ValueError("ours")) is None
+
+
+def test_uploads_to_one_path_at_once_all_succeed(db: Database, tmp_path: Path) -> None:
+    with db.write() as connection:
+        account_id = keys.open_account(connection, "uploader", 0, 1).record.account_id
+    store = LocalBlobStore(tmp_path / "files")
+    rules = UploadRules(max_bytes=10 * 1024 * 1024, allowed_types=frozenset({"image/jpeg"}))
+    start = threading.Barrier(8)
+    failures: list[BaseException] = []
+
+    def upload(index: int) -> None:
+        start.wait()
+        try:
+            uploads.save_upload(
+                db,
+                store,
+                account_id,
+                upload_path="images",
+                file_name="photo.jpg",
+                data=sample_jpeg_bytes(),
+                rules=rules,
+                now=10 + index,
+                retention_ms=60_000,
+            )
+        except BaseException as error:
+            failures.append(error)
+
+    threads = [threading.Thread(target=upload, args=(index,)) for index in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    found = uploads.find_upload(db, layout.upload_key(account_id, "images/photo.jpg"))
+    assert found is not None
+    assert found.size == len(sample_jpeg_bytes())

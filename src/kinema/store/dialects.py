@@ -241,6 +241,15 @@ class PostgreSQL(Dialect):
         return None
 
 
+def upsert(connection: Connection, table: Table, key: Sequence[str], values: Mapping[str, Any]) -> None:
+    """Insert a row, or update the one with the same `key` columns: one statement, so that two
+    writers of the same key at once never collide (both databases spell it the same)."""
+    insert_into = sqlite.insert if connection.dialect.name == SQLite.name else postgresql.insert
+    statement = insert_into(table).values(**values)
+    changed = {name: value for name, value in values.items() if name not in key}
+    connection.execute(statement.on_conflict_do_update(index_elements=list(key), set_=changed))
+
+
 def serialise(connection: Connection, name: str) -> None:
     """`Dialect.serialise` for the database `connection` belongs to."""
     _BY_NAME[connection.dialect.name].serialise(connection, name)
