@@ -40,10 +40,11 @@ lint: install
 	$(BIN)/lint-imports
 
 ## bench: the motion engine (speed, smoothness, memory) and the API (throughput, latency,
-## dispatch), each against its baselines
+## dispatch) on SQLite and on PostgreSQL (KINEMA_BENCH_POSTGRES_URL), each against its baselines
 bench: install
 	$(BIN)/python -m bench.motion
 	$(BIN)/python -m bench.api
+	$(BIN)/python -m bench.api --database postgres
 
 ## soak: ten minutes of mixed traffic on SQLite, then on PostgreSQL with Redis (SOAK_SECONDS to change)
 soak: install

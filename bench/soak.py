@@ -22,7 +22,6 @@ import base64
 import json
 import os
 import random
-import secrets
 import shutil
 import signal
 import statistics
@@ -41,6 +40,7 @@ from typing import Any
 
 import httpx
 
+from bench._databases import run_database
 from kinema.accounts import keys
 from kinema.domain.clock import system_clock
 from kinema.storage.own import read_sample
@@ -132,26 +132,6 @@ class Receiver(BaseHTTPRequestHandler):
 
 
 # The service.
-
-
-@contextmanager
-def postgres_database(server_url: str) -> Iterator[str]:
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    from kinema.store.database import normalise_url
-
-    server = normalise_url(server_url)
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    name = f"kinema_soak_{secrets.token_hex(4)}"
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def free_port() -> int:
@@ -392,11 +372,10 @@ def databases(kind: str, work: Path) -> Iterator[tuple[str, str]]:
     if kind == "sqlite":
         yield f"sqlite:///{work / 'kinema.db'}", "memory://"
         return
-    server = os.environ.get("KINEMA_SOAK_POSTGRES_URL") or os.environ.get("KINEMA_TEST_POSTGRES_URL")
     redis = os.environ.get("KINEMA_SOAK_REDIS_URL") or os.environ.get("KINEMA_TEST_REDIS_URL")
-    if not server or not redis:
-        raise SystemExit("--database postgres needs KINEMA_SOAK_POSTGRES_URL and KINEMA_SOAK_REDIS_URL")
-    with postgres_database(server) as url:
+    if not redis:
+        raise SystemExit("--database postgres needs KINEMA_SOAK_REDIS_URL (redis://host:6379/0)")
+    with run_database(kind, work, "soak") as url:
         yield url, redis
 
 
