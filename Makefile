@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 TEST_STAMP := $(VENV)/.installed-test-stamp
 
-.PHONY: install install-test run test lint bench lock clean
+.PHONY: install install-test run test lint bench soak lock clean
 
 install: $(STAMP)
 
@@ -48,10 +48,16 @@ lint: install
 	$(BIN)/lint-imports
 
 ## bench: the motion engine (speed, smoothness, memory) and the API (throughput, latency,
-## dispatch), each against its baselines
+## dispatch) on SQLite and on PostgreSQL (KINEMA_BENCH_POSTGRES_URL), each against its baselines
 bench: install
 	$(BIN)/python -m bench.motion
 	$(BIN)/python -m bench.api
+	$(BIN)/python -m bench.api --database postgres
+
+## soak: ten minutes of mixed traffic on SQLite, then on PostgreSQL with Redis (SOAK_SECONDS to change)
+soak: install
+	$(BIN)/python -m bench.soak --database sqlite
+	$(BIN)/python -m bench.soak --database postgres
 
 ## lock: re-pin every installed package (run after `make test` installed every extra)
 # A local version label (torch's "+cpu") is dropped: the pin then takes whichever build of

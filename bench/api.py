@@ -39,6 +39,7 @@ import httpx
 import uvicorn
 from sqlalchemy import bindparam, select
 
+from bench._databases import DIALECTS, run_database
 from bench._servers import RECORD_ENV
 from kinema.accounts import keys
 from kinema.api.app import create_app
@@ -73,10 +74,11 @@ def seed_body(image_url: str) -> dict[str, Any]:
     }
 
 
-def settings_for(data_dir: Path, workers: int) -> dict[str, str]:
+def settings_for(data_dir: Path, workers: int, database_url: str) -> dict[str, str]:
     """The service's settings as ``KINEMA_*`` variables, for the server process and for this one."""
     return {
         "KINEMA_DATA_DIR": str(data_dir),
+        "KINEMA_DATABASE_URL": database_url,
         "KINEMA_PUBLIC_URL": PUBLIC_URL,
         "KINEMA_WORKERS": str(workers),
         "KINEMA_CREATE_TASK_RATE_LIMIT": NO_LIMIT,
@@ -274,14 +276,16 @@ def asyncio_load(url: str, method: str, body: str | None, headers: dict[str, str
     return Load(result["requests"], result["seconds"], result["p50_us"] / 1e3, result["p99_us"] / 1e3, failed)
 
 
-def bench_http(data_dir: Path, key: str, task_id: str, args: Any, work: Path) -> dict[tuple[str, str], Load]:
+def bench_http(
+    environment: dict[str, str], key: str, task_id: str, args: Any, work: Path
+) -> dict[tuple[str, str], Load]:
     """The best run of each side on each route, keyed by (route, side)."""
     headers = {"Authorization": f"Bearer {key}"}
     post_headers = headers | {"Content-Type": "application/json"}
     body = json.dumps(seed_body(ELSEWHERE_URL), separators=(",", ":"))
     servers: dict[str, Server] = {}
     try:
-        servers["kinema"] = Server("kinema_app", settings_for(data_dir, workers=0), work / "kinema.log")
+        servers["kinema"] = Server("kinema_app", environment | {"KINEMA_WORKERS": "0"}, work / "kinema.log")
         kinema_url = servers["kinema"].url
         record = httpx.get(f"{kinema_url}{RECORD_INFO}", params={"taskId": task_id}, headers=headers)
         if record.json()["code"] != 200:
@@ -320,6 +324,12 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10, help="seconds measured in each run")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--tasks", type=int, default=50, help="tasks timed for dispatch")
+    parser.add_argument(
+        "--database",
+        choices=DIALECTS,
+        default="sqlite",
+        help="postgres: a fresh database on KINEMA_BENCH_POSTGRES_URL (else KINEMA_TEST_POSTGRES_URL)",
+    )
     args = parser.parse_args()
     if args.load == "auto":
         args.load = "wrk" if shutil.which("wrk") else "asyncio"
@@ -331,10 +341,12 @@ def main() -> None:
         f"best of {args.rounds}; servers: uvicorn {uvicorn.__version__}, 1 process, no access log"
     )
 
-    with tempfile.TemporaryDirectory() as tmp:
+    print(f"database: {args.database}")
+
+    with tempfile.TemporaryDirectory() as tmp, run_database(args.database, Path(tmp), "bench") as url:
         work = Path(tmp)
         data_dir = work / "data"
-        environment = settings_for(data_dir, workers=1)
+        environment = settings_for(data_dir, workers=1, database_url=url)
         settings = settings_from(environment)
         key = open_funded_account(settings)
 
@@ -356,7 +368,7 @@ def main() -> None:
         db.dispose()
         if finished is None:
             raise RuntimeError("no finished task to read")
-        best = bench_http(data_dir, key, finished, args, work)
+        best = bench_http(environment, key, finished, args, work)
 
     for route, target in (("recordInfo", 0.5), ("createTask", 0.3)):
         kinema, bare = best[route, "kinema"], best[route, "bare"]

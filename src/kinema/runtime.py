@@ -37,7 +37,9 @@ _LINK_SECRET = "link-signing"
 
 
 def open_database(settings: Settings) -> Database:
-    return Database(settings.database_url)
+    return Database(
+        settings.database_url, busy_timeout_ms=round(settings.database_busy_timeout_seconds * 1000)
+    )
 
 
 def open_store(settings: Settings) -> LocalBlobStore:

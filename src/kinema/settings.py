@@ -24,6 +24,7 @@ class Settings(BaseSettings):
     # Where things live.
     data_dir: Path = Path("data")
     database_url: str = ""
+    database_busy_timeout_seconds: Positive = 10.0
     public_url: str = "http://127.0.0.1:8000"
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 8000

@@ -20,6 +20,7 @@ from tests.support.http import ImageHost, callback_receiver
 from tests.support.polling import wait_for
 from tests.support.service import running_app
 
+from kinema.accounts import keys
 from kinema.store.database import Database
 from kinema.webhooks import history, secrets
 from kinema.webhooks.deliverer import Deliverer
@@ -220,3 +221,71 @@ def test_the_stream_shows_each_state_in_order_and_ends(
         assert events[-1][1]["taskId"] == task_id
         assert events[-1][1]["resultJson"]
         assert service.api.get("/api/v1/jobs/stream", taskId="0" * 32)["msg"] == "recordInfo is null"
+
+
+def test_concurrent_first_requests_for_the_secret_all_get_the_same_one(db: Database) -> None:
+    with db.write() as connection:
+        account_id = keys.open_account(connection, "racer", 0, 1).record.account_id
+    start = threading.Barrier(12)
+    handed: list[str] = []
+
+    def ask() -> None:
+        start.wait()
+        with db.write() as connection:
+            secret = secrets.ensure_secret(connection, account_id, 2)
+        handed.append(secret)
+
+    threads = [threading.Thread(target=ask) for _ in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(handed) == 12
+    assert len(set(handed)) == 1
+    with db.read() as connection:
+        assert secrets.signing_secrets(connection, account_id, 3) == handed[:1]
+
+
+def test_concurrent_rotations_leave_one_active_secret(db: Database) -> None:
+    with db.write() as connection:
+        account_id = keys.open_account(connection, "rotator", 0, 1).record.account_id
+    start = threading.Barrier(6)
+    made: list[str] = []
+
+    def rotate() -> None:
+        start.wait()
+        with db.write() as connection:
+            made.append(secrets.rotate_secret(connection, account_id, 2))
+
+    threads = [threading.Thread(target=rotate) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(made) == 6
+    with db.read() as connection:
+        active = secrets.active_secret(connection, account_id)
+    assert active in made
+
+
+def test_a_stream_ends_once_its_key_is_revoked(make_settings: MakeSettings) -> None:
+    with running_app(make_settings(workers=0)) as service:
+        task_id = service.api.create(seed_body("https://images.example/never-fetched.jpg"))
+        events: list[tuple[str, Any]] = []
+        with service.client.stream(
+            "GET", "/api/v1/jobs/stream", params={"taskId": task_id}, headers=service.api.headers
+        ) as response:
+            event = ""
+            for line in response.iter_lines():
+                if line.startswith("event: "):
+                    event = line.removeprefix("event: ")
+                elif line.startswith("data: "):
+                    events.append((event, json.loads(line.removeprefix("data: "))))
+                    if event == "state":  # the stream runs: now take its key away
+                        db = Database(service.settings.database_url)
+                        with db.write() as connection:
+                            (record,) = keys.list_keys(connection)
+                            keys.revoke_key(connection, record.id, 1)
+                        db.dispose()
+        assert events[0] == ("state", {"taskId": task_id, "state": "waiting", "progress": 0})
+        assert events[-1] == ("error", {"code": 401, "msg": "You do not have access permissions"})

@@ -218,3 +218,25 @@ def test_the_root_is_created_and_resolved(tmp_path: Path) -> None:
     assert store.root == (tmp_path / "real" / "store").resolve()
     store.put_bytes("a.txt", b"x")
     assert (tmp_path / "real" / "store" / "a.txt").read_bytes() == b"x"
+
+
+def test_a_job_folder_of_a_process_that_died_is_swept_at_once(store: LocalBlobStore) -> None:
+    script = textwrap.dedent(
+        f"""
+        import os
+        from pathlib import Path
+        from kinema.storage import local
+        store = local.LocalBlobStore(Path({str(store.root)!r}))
+        with store.staging() as folder:
+            (folder / "video.mp4").write_bytes(b"half a video")
+            os.kill(os.getpid(), 9)
+        """
+    )
+    died = subprocess.run([sys.executable, "-c", script], check=False)
+    assert died.returncode == -9
+    (orphan,) = staged(store)
+    with store.staging() as live:
+        now = (store.root / ".staging" / orphan).stat().st_mtime
+        # Fresh, well inside any age bound: gone only because its process is.
+        assert store.sweep_staging(now=now, older_than_s=24 * 3600) == 1
+        assert staged(store) == [live.name]

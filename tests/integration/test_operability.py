@@ -18,7 +18,14 @@ def test_healthz_and_readyz_with_a_worker(make_settings: MakeSettings) -> None:
         ready = service.client.get("/readyz")
         assert ready.status_code == 200, ready.json()
         checks = ready.json()["data"]
-        assert checks == {"database": "ok", "migrations": "ok", "workers": "ok", "engines": "ok"}
+        assert checks == {
+            "database": "ok",
+            "migrations": "ok",
+            "workers": "ok",
+            "engines": "ok",
+            "disk": "ok",
+            "rate_limits": "ok",
+        }
 
 
 def test_readyz_without_workers_or_with_an_old_schema(make_settings: MakeSettings) -> None:

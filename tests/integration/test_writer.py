@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable
 
 import pytest
-from sqlalchemy import Connection, Executable, event, func, insert, select
+from sqlalchemy import Connection, Executable, func, insert, select
 
 from kinema.domain.errors import InvalidInput
 from kinema.store.database import Database
@@ -159,20 +159,26 @@ def test_writing_at_once_needs_nothing_from_a_pool_lent_out_to_threads(db: Datab
 
 def test_a_long_turn_commits_in_batches_of_the_largest_size(db: Database) -> None:
     writer = LoopWriter(db, max_batch=4)
-    commits = 0
+    seen_by_others: dict[str, set[str]] = {}
 
-    def count(_connection: Connection) -> None:
-        nonlocal commits
-        commits += 1
+    def add_and_look(name: str) -> Callable[[Connection], str]:
+        def work(connection: Connection) -> str:
+            # What another connection sees now: the batches before this write's, committed.
+            seen_by_others[name] = names(db)
+            connection.execute(insert(accounts).values(id=name, name=name, balance=0, created_at=0))
+            return name
 
-    event.listen(db.engine, "commit", count)
+        return work
 
     async def main() -> list[str]:
-        return await asyncio.gather(*(writer.write(add_account(f"b{index}")) for index in range(10)))
+        return await asyncio.gather(*(writer.write(add_and_look(f"b{index}")) for index in range(10)))
 
     assert sorted(asyncio.run(main())) == sorted(f"b{index}" for index in range(10))
     writer.close()
-    event.remove(db.engine, "commit", count)
     assert len(names(db)) == 10
-    # One turn of the loop: 4 + 4 + 2 (on PostgreSQL each write commits alone).
-    assert commits == (3 if db.is_sqlite else 10)
+    if db.is_sqlite:  # one turn of the loop: 4 + 4 + 2, each batch committed before the next
+        assert seen_by_others["b3"] == set()
+        assert seen_by_others["b4"] == {"b0", "b1", "b2", "b3"}
+        assert seen_by_others["b8"] == {f"b{index}" for index in range(8)}
+    else:  # on PostgreSQL each write commits alone
+        assert all(name not in seen for name, seen in seen_by_others.items())

@@ -8,12 +8,23 @@ balance below zero: whichever comes second sees the first one's effect or waits 
 
 from __future__ import annotations
 
-from kinema.domain.accounts import LedgerEntry, Movement
+from kinema.domain.accounts import MAX_BALANCE, LedgerEntry, Movement
 from kinema.domain.errors import InsufficientCredits, InvalidInput, NotFound
 from kinema.store import credits as statements
 from kinema.store.database import Connection
 
-__all__ = ["LedgerEntry", "Movement", "balance", "grant", "ledger", "ledger_sum", "refund", "reserve"]
+__all__ = [
+    "MAX_BALANCE",
+    "LedgerEntry",
+    "Movement",
+    "balance",
+    "check_amount",
+    "grant",
+    "ledger",
+    "ledger_sum",
+    "refund",
+    "reserve",
+]
 
 
 def balance(connection: Connection, account_id: str) -> int:
@@ -24,14 +35,27 @@ def balance(connection: Connection, account_id: str) -> int:
 
 
 def grant(connection: Connection, account_id: str, amount: int, now: int, note: str = "") -> int:
-    """Add `amount` credits (negative to remove, never below zero); answers the new balance."""
+    """Add `amount` credits (negative to remove, never below zero nor above `MAX_BALANCE`);
+    answers the new balance."""
+    check_amount(amount)
     if amount == 0:
         return balance(connection, account_id)
-    if not statements.add(connection, account_id, amount):
+    if not statements.add(connection, account_id, amount, MAX_BALANCE):
         current = balance(connection, account_id)  # raises NotFound for an unknown account
+        if amount > 0:
+            raise InvalidInput(
+                f"cannot add {amount} credits: the balance is {current}, and may be at most {MAX_BALANCE}"
+            )
         raise InvalidInput(f"cannot remove {-amount} credits: the balance is {current}")
     statements.append(connection, LedgerEntry(account_id, None, amount, Movement.GRANT, note, now))
     return balance(connection, account_id)
+
+
+def check_amount(amount: int) -> int:
+    """`amount` if one grant may move that many credits, else `InvalidInput` saying the bound."""
+    if not -MAX_BALANCE <= amount <= MAX_BALANCE:
+        raise InvalidInput(f"an amount of credits must be between {-MAX_BALANCE} and {MAX_BALANCE}")
+    return amount
 
 
 def reserve(connection: Connection, account_id: str, task_id: str, price: int, now: int) -> None:

@@ -103,6 +103,7 @@ def open_account(connection: Connection, name: str, starting_credits: int, now: 
     """A new account with its first key and, if asked, starting credits."""
     from kinema.accounts import credits
 
+    credits.check_amount(starting_credits)
     account_id = create_account(connection, name, now)
     key = create_key(connection, account_id, name, now)
     if starting_credits:

@@ -7,6 +7,7 @@ exceptions. In strict mode the HTTP status equals ``code`` wherever ``code`` is 
 
 from __future__ import annotations
 
+import errno
 import logging
 from http import HTTPStatus
 from typing import Any, Final
@@ -16,7 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from kinema.domain.errors import KinemaError, RateLimited, TaskNotFound
+from kinema.domain.errors import KinemaError, RateLimited, StorageFull, TaskNotFound, Unavailable
 
 log = logging.getLogger("kinema.api")
 
@@ -62,10 +63,16 @@ def install_error_handlers(app: FastAPI, *, strict: bool) -> None:
     @app.exception_handler(KinemaError)
     async def _kinema_error(request: Request, error: KinemaError) -> JSONResponse:
         upload = is_upload_route(request)
-        if isinstance(error, RateLimited):
+        if isinstance(error, RateLimited | Unavailable):
+            # Overload and outages keep their real status, with when to try again, so that
+            # clients, proxies and load balancers all understand them.
             headers = {"Retry-After": str(error.retry_after_s)}
             response = Envelope(error.code, error.message, headers=headers, upload=upload)
-            response.status_code = 429
+            response.status_code = error.code if isinstance(error, Unavailable) else 429
+            if isinstance(error, Unavailable):
+                log.warning(
+                    "answered %d to %s %s: %s", error.code, request.method, request.url.path, error.message
+                )
             return response
         return Envelope(error.code, message_of(error), strict=strict, upload=upload)
 
@@ -80,6 +87,12 @@ def install_error_handlers(app: FastAPI, *, strict: bool) -> None:
         response = Envelope(error.status_code, message, headers=getattr(error, "headers", None))
         response.status_code = error.status_code
         return response
+
+    @app.exception_handler(OSError)
+    async def _os_error(request: Request, error: OSError) -> JSONResponse:
+        if error.errno in (errno.ENOSPC, errno.EDQUOT):  # a full disk: nothing was stored
+            return await _kinema_error(request, StorageFull())
+        return await _unexpected(request, error)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, _error: Exception) -> JSONResponse:

@@ -48,8 +48,11 @@ def create(
 ) -> None:
     """Open an account with a new key; the key is printed alone on the last line."""
     db = _database()
-    with db.write() as connection:
-        new = key_store.open_account(connection, name, credits, system_clock())
+    try:
+        with db.write() as connection:
+            new = key_store.open_account(connection, name, credits, system_clock())
+    except KinemaError as error:
+        fail(error.message)
     console.print(
         f"account {new.record.account_id} ({name}) with {credits} credits; key id {new.record.id}. "
         "The key is shown this once:",

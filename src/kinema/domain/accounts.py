@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Final
+
+#: The most credits an account may hold, and so the most one grant may move. Far above any
+#: real balance, and far below what a 64-bit column or SQLite's integers could overflow at.
+MAX_BALANCE: Final = 10**12
 
 
 @dataclass(frozen=True, slots=True)

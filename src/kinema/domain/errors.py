@@ -92,6 +92,28 @@ class RateLimited(KinemaError):
         self.retry_after_s = retry_after_s
 
 
+class Unavailable(KinemaError):
+    """The service cannot do this right now (its database is busy or unreachable); nothing was
+    changed, and the same request may succeed after ``retry_after_s``."""
+
+    code = 503
+
+    def __init__(self, message: str, retry_after_s: int = 2) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class StorageFull(Unavailable):
+    """The disk (or the database's) is full; nothing was stored."""
+
+    code = 507
+
+    def __init__(
+        self, message: str = "the server's storage is full; nothing was stored", retry_after_s: int = 60
+    ) -> None:
+        super().__init__(message, retry_after_s)
+
+
 class Maintenance(KinemaError):
     """The service is in maintenance and takes no new work."""
 

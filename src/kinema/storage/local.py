@@ -13,12 +13,13 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import socket
 import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Final
 
 from kinema.storage.base import BlobInfo, InvalidKey, check_key
 
@@ -142,7 +143,8 @@ class LocalBlobStore:
 
     @contextmanager
     def staging(self) -> Iterator[Path]:
-        folder = Path(tempfile.mkdtemp(prefix="job-", dir=self._staging))
+        # Named for the process that owns it, so that a sweep knows it from a crashed one's.
+        folder = Path(tempfile.mkdtemp(prefix=f"job-{_HOST}.{os.getpid()}-", dir=self._staging))
         try:
             yield folder
         finally:
@@ -153,13 +155,14 @@ class LocalBlobStore:
     def sweep_staging(self, now: float, older_than_s: float) -> int:
         """Delete what crashed writers left in staging; returns how many entries went.
 
-        An entry is stale when nothing in it changed for `older_than_s` seconds before `now`;
-        choose a bound well above the longest job, since a job's folder is live until it ends.
+        An entry is stale when the process of this host that made it runs no more, or when
+        nothing in it changed for `older_than_s` seconds before `now` (for entries of other
+        hosts, or of no known owner): choose a bound well above the longest job.
         """
         cutoff = now - older_than_s
         removed = 0
         with os.scandir(self._staging) as entries:
-            stale = [entry for entry in entries if _newest_mtime(entry) < cutoff]
+            stale = [entry for entry in entries if _owner_gone(entry.name) or _newest_mtime(entry) < cutoff]
         for entry in stale:
             if entry.is_dir(follow_symlinks=False):
                 shutil.rmtree(entry.path)
@@ -188,6 +191,10 @@ class LocalBlobStore:
         os.replace(temp, target)
         _fsync_dir(target.parent)
         return _info(os.stat(target))
+
+
+#: This host, as staging names spell it (no dashes, which separate the parts of a name).
+_HOST: Final = socket.gethostname().replace("-", "_").replace(".", "_")
 
 
 def _info(result: os.stat_result) -> BlobInfo:
@@ -220,6 +227,24 @@ def _newest_mtime(entry: os.DirEntry[str]) -> float:
             for name in (*dirnames, *filenames):
                 newest = max(newest, os.lstat(os.path.join(dirpath, name)).st_mtime)
     return newest
+
+
+def _owner_gone(name: str) -> bool:
+    """Whether the staging entry `name` (``job-<host>.<pid>-...``) belongs to a process of this
+    host that no longer runs."""
+    if not name.startswith("job-"):
+        return False
+    owner = name[4:].split("-", 1)[0]
+    host, _, pid = owner.rpartition(".")
+    if host != _HOST or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, someone else's
+        return False
+    return False
 
 
 def _raise(error: OSError) -> None:

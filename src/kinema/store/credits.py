@@ -52,11 +52,19 @@ def balance(connection: Connection, account_id: str) -> int | None:
     return None if value is None else int(value)
 
 
-def add(connection: Connection, account_id: str, amount: int) -> bool:
-    """Add `amount` (negative to remove) unless the balance would go below zero."""
+def add(connection: Connection, account_id: str, amount: int, most: int) -> bool:
+    """Add `amount` (negative to remove) unless the balance would go below zero or above `most`.
+
+    The bound is compared with what the balance lacks or has (``balance <= most - amount``), so
+    the comparison itself never computes a sum past either limit.
+    """
     result = connection.execute(
         update(accounts)
-        .where(accounts.c.id == account_id, accounts.c.balance + amount >= 0)
+        .where(
+            accounts.c.id == account_id,
+            accounts.c.balance >= -amount,
+            accounts.c.balance <= most - amount,
+        )
         .values(balance=accounts.c.balance + amount)
     )
     return result.rowcount == 1

@@ -6,7 +6,10 @@ chosen once here from the URL.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Final
@@ -18,7 +21,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, CursorResult, Executable, Select, make_url, text
 from sqlalchemy.engine import URL
 
-from kinema.store.dialects import Dialect, Row, SQLite, dialect_for
+from kinema.domain.errors import Unavailable
+from kinema.store.dialects import SQLITE_BUSY_TIMEOUT_MS, Dialect, Row, SQLite, dialect_for
 
 __all__ = ["Connection", "Database", "Row", "normalise_url", "run"]
 
@@ -39,9 +43,13 @@ class Database:
     What differs between SQLite and PostgreSQL is `dialect`'s (`kinema.store.dialects`).
     """
 
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+    def __init__(
+        self, url: str, *, pool_size: int = 10, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS
+    ) -> None:
         self.url = normalise_url(url)
-        self.dialect: Dialect = dialect_for(self.url)
+        self.dialect: Dialect = dialect_for(self.url, busy_timeout_ms)
+        #: Why the database last failed to serve a call, and when (for `/readyz`, `/metrics`).
+        self.troubles = Troubles()
         self.engine = self.dialect.create_engine(self.url, pool_size)
         self._sqlite_turn = self.dialect.turn if isinstance(self.dialect, SQLite) else None
 
@@ -52,8 +60,29 @@ class Database:
     @contextmanager
     def read(self) -> Iterator[Connection]:
         """A transaction that only reads (a consistent snapshot on both dialects)."""
-        with self.engine.begin() as connection:
+        with self.failures_explained(), self.engine.begin() as connection:
             yield connection
+
+    @contextmanager
+    def failures_explained(self) -> Iterator[None]:
+        """Turn the database being busy, away or full into `Unavailable` (or `StorageFull`),
+        which says so in words and when to try again; other errors pass as they are."""
+        try:
+            yield
+        except Exception as error:
+            explained = self.explain(error)
+            if explained is None:
+                raise
+            raise explained from error
+
+    def explain(self, error: BaseException) -> Unavailable | None:
+        """`error` as the caller should see it, if it is the database failing (and noted)."""
+        if isinstance(error, Unavailable):
+            return error
+        explained = self.dialect.failure(error)
+        if explained is not None:
+            self.troubles.note(explained)
+        return explained
 
     def first(self, statement: Select[Any], params: Mapping[str, object]) -> Row | None:
         """The first row of a prebuilt select, read at the least cost the database allows.
@@ -63,6 +92,10 @@ class Database:
         no pool, no transaction, no per-call statement handling, and it sees the latest commit.
         Elsewhere it is one short read through SQLAlchemy. The values are the same either way.
         """
+        with self.failures_explained():
+            return self._first(statement, params)
+
+    def _first(self, statement: Select[Any], params: Mapping[str, object]) -> Row | None:
         if self.dialect.reads_directly:
             return self.dialect.first(statement, params)
         with self.engine.connect() as connection:
@@ -79,7 +112,11 @@ class Database:
         order, rather than in SQLite's busy handler, which sleeps in growing steps even after
         the lock is free and gives a burst of writers a long tail.
         """
-        with self._sqlite_turn or nullcontext(), self.engine.connect() as connection:
+        with (
+            self.failures_explained(),
+            self._sqlite_turn or nullcontext(),
+            self.engine.connect() as connection,
+        ):
             connection = connection.execution_options(**self.dialect.write_options())
             with connection.begin():
                 yield connection
@@ -90,7 +127,7 @@ class Database:
 
         For code that must not block (the event loop).
         """
-        with self.dialect.write_at_once(self.engine) as connection:
+        with self.failures_explained(), self.dialect.write_at_once(self.engine) as connection:
             yield connection
 
     def dispose(self) -> None:
@@ -122,6 +159,29 @@ class Database:
     def ping(self) -> None:
         with self.engine.connect() as connection:
             connection.execute(text("SELECT 1"))
+
+
+class Troubles:
+    """The database's recent failures: how many of each kind, and the last one."""
+
+    def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        self.counts: Counter[str] = Counter()
+        self._last: tuple[float, str] | None = None
+
+    def note(self, error: Unavailable) -> None:
+        with self._lock:
+            self.counts[type(error).__name__] += 1
+            self._last = (self._monotonic(), error.message)
+
+    def recent(self, within_s: float = 60.0) -> str | None:
+        """The last failure's words, if it happened within `within_s` seconds."""
+        with self._lock:
+            last = self._last
+        if last is None or self._monotonic() - last[0] > within_s:
+            return None
+        return f"{last[1]} ({self._monotonic() - last[0]:.0f} s ago)"
 
 
 def run(connection: Connection, statement: Executable, params: Mapping[str, object]) -> int:

@@ -39,6 +39,8 @@ from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import OperationalError
 
+from kinema.domain.errors import StorageFull, Unavailable
+
 SQLITE_BUSY_TIMEOUT_MS: Final = 10_000
 _IMMEDIATE: Final = "kinema_immediate"
 _STATEMENT_READS: Final = "kinema_statement_reads"
@@ -69,8 +71,9 @@ class Dialect(ABC):
     def lock_rows(self, query: Select[Any], *of: Table) -> Select[Any]:
         """`query` taking the rows it selects for this transaction, skipping those others hold."""
 
+    @staticmethod
     @abstractmethod
-    def serialise(self, connection: Connection, name: str) -> None:
+    def serialise(connection: Connection, name: str) -> None:
         """Hold the named critical section until `connection`'s transaction ends."""
 
     @abstractmethod
@@ -92,6 +95,11 @@ class Dialect(ABC):
         raise TypeError(f"{self.name} has no writing at once")
         yield None  # pragma: no cover
 
+    @abstractmethod
+    def failure(self, error: BaseException) -> Unavailable | None:
+        """What an error of the driver means for the caller, when it is the database being
+        busy, away or full rather than a mistake of ours; None otherwise."""
+
     def close(self) -> None:  # noqa: B027 - most dialects keep nothing beside the pool
         """Let go of what the dialect keeps beside the engine's pool."""
 
@@ -100,19 +108,20 @@ class SQLite(Dialect):
     name = "sqlite"
     runs_on_loop = True
 
-    def __init__(self, url: URL) -> None:
+    def __init__(self, url: URL, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> None:
+        self.busy_timeout_ms = busy_timeout_ms
         database = url.database
         self._file = database if database and database != ":memory:" else None
         if self._file is not None:
             Path(self._file).parent.mkdir(parents=True, exist_ok=True)
         #: SQLite's writers of this process queue here (see `Database.write`).
         self.turn = threading.Lock()
-        self._direct = _DirectReads(self._file) if self._file is not None else None
+        self._direct = _DirectReads(self._file, busy_timeout_ms) if self._file is not None else None
         self._at_once: Connection | None = None
 
     def create_engine(self, url: URL, pool_size: int) -> Engine:
         engine = create_engine(url, pool_size=pool_size, max_overflow=20)
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, self.busy_timeout_ms)
         return engine
 
     def write_options(self) -> dict[str, object]:
@@ -124,11 +133,25 @@ class SQLite(Dialect):
     def lock_rows(self, query: Select[Any], *of: Table) -> Select[Any]:
         return query  # the transaction holds the database's one write lock already
 
-    def serialise(self, connection: Connection, name: str) -> None:
+    @staticmethod
+    def serialise(connection: Connection, name: str) -> None:
         pass  # likewise
 
     def insert_or_ignore(self, table: Table) -> Insert:
         return sqlite.insert(table).on_conflict_do_nothing()
+
+    def failure(self, error: BaseException) -> Unavailable | None:
+        cause = getattr(error, "orig", error)
+        if not isinstance(cause, sqlite3.OperationalError):
+            return None
+        text = str(cause).lower()
+        if "locked" in text or "busy" in text:
+            return Unavailable("the database is busy with another writer; try again in a moment")
+        if "full" in text:
+            return StorageFull("the database's disk is full; nothing was stored")
+        if "unable to open" in text or "disk i/o" in text:
+            return Unavailable("the database cannot be read right now", retry_after_s=5)
+        return None
 
     @property
     def reads_directly(self) -> bool:
@@ -197,21 +220,51 @@ class PostgreSQL(Dialect):
     def lock_rows(self, query: Select[Any], *of: Table) -> Select[Any]:
         return query.with_for_update(skip_locked=True, of=list(of) or None)
 
-    def serialise(self, connection: Connection, name: str) -> None:
+    @staticmethod
+    def serialise(connection: Connection, name: str) -> None:
         connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": zlib.crc32(name.encode())})
 
     def insert_or_ignore(self, table: Table) -> Insert:
         return postgresql.insert(table).on_conflict_do_nothing()
 
+    def failure(self, error: BaseException) -> Unavailable | None:
+        cause = getattr(error, "orig", None)
+        state = str(getattr(cause, "sqlstate", "") or "")
+        if state == "53100":  # disk_full
+            return StorageFull("the database's disk is full; nothing was stored")
+        if state.startswith(("08", "53", "57P")):  # connection, resources, shutting down
+            return Unavailable(
+                "the database is unreachable or overloaded; try again shortly", retry_after_s=5
+            )
+        if isinstance(error, OperationalError) and getattr(error, "connection_invalidated", False):
+            return Unavailable("the database connection was lost; try again shortly", 5)
+        return None
 
-def dialect_for(url: URL) -> Dialect:
+
+def upsert(connection: Connection, table: Table, key: Sequence[str], values: Mapping[str, Any]) -> None:
+    """Insert a row, or update the one with the same `key` columns: one statement, so that two
+    writers of the same key at once never collide (both databases spell it the same)."""
+    insert_into = sqlite.insert if connection.dialect.name == SQLite.name else postgresql.insert
+    statement = insert_into(table).values(**values)
+    changed = {name: value for name, value in values.items() if name not in key}
+    connection.execute(statement.on_conflict_do_update(index_elements=list(key), set_=changed))
+
+
+def serialise(connection: Connection, name: str) -> None:
+    """`Dialect.serialise` for the database `connection` belongs to."""
+    _BY_NAME[connection.dialect.name].serialise(connection, name)
+
+
+def dialect_for(url: URL, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> Dialect:
     backend = url.get_backend_name()
     if backend == "sqlite":
-        return SQLite(url)
+        return SQLite(url, busy_timeout_ms)
     if backend == "postgresql":
         return PostgreSQL()
     raise ValueError(f"unsupported database {backend!r}: use sqlite:/// or postgresql://")
 
+
+_BY_NAME: Final[dict[str, type[Dialect]]] = {SQLite.name: SQLite, PostgreSQL.name: PostgreSQL}
 
 # SQLite's fast paths: statements compiled once, values converted as SQLAlchemy would.
 
@@ -274,8 +327,9 @@ def _prepare(statement: Executable) -> _Prepared:
 class _DirectReads:
     """Reads on a SQLite file through the driver alone, one read-only connection per thread."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, busy_timeout_ms: int) -> None:
         self._path = path
+        self._busy_timeout_ms = busy_timeout_ms
         self._local = threading.local()
         self._opened: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
@@ -290,7 +344,7 @@ class _DirectReads:
         if connection is None:
             # Autocommit: each statement reads the latest commit; closed from any thread.
             connection = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-            connection.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            connection.execute(f"PRAGMA busy_timeout={self._busy_timeout_ms}")
             connection.execute("PRAGMA query_only=ON")
             with self._lock:
                 self._opened.append(connection)
@@ -305,7 +359,7 @@ class _DirectReads:
         self._local = threading.local()
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy's "begin" event below issue BEGIN, instead of the driver's own
@@ -313,7 +367,7 @@ def _configure_sqlite(engine: Engine) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()

@@ -39,7 +39,13 @@ class Gateway:
         `work` must only touch the database: on SQLite it shares the transaction with other
         writes, and anything it does outside (files, signals) would outlive a rollback.
         """
-        return await self._writer.write(work)
+        try:
+            return await self._writer.write(work)
+        except Exception as error:
+            explained = self.db.explain(error)
+            if explained is None:
+                raise
+            raise explained from error
 
     def close(self) -> None:
         """Finish the writes asked for, then stop."""

@@ -173,6 +173,14 @@ webhook_secrets = Table(
     Column("created_at", BigInteger, nullable=False),
     #: A rotated-out secret still signs (beside the new one) for a while, so receivers can switch.
     Column("retired_at", BigInteger, nullable=True),
+    # One active secret per account, whatever races to make it.
+    Index(
+        "uq_webhook_secrets_account_id_active",
+        "account_id",
+        unique=True,
+        sqlite_where=text("retired_at IS NULL"),
+        postgresql_where=text("retired_at IS NULL"),
+    ),
 )
 
 callback_deliveries = Table(

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, insert, select, update
 
-from kinema.store.dialects import Dialect
+from kinema.store.dialects import Dialect, serialise
 from kinema.store.schema import server_secrets, webhook_secrets
 
 _table = webhook_secrets
+
+
+def hold_webhook_secrets(connection: Connection, account_id: str) -> None:
+    """Make this transaction the only one changing the account's secrets until it ends."""
+    serialise(connection, f"kinema.webhook-secrets:{account_id}")
 
 
 def active_webhook_secret(connection: Connection, account_id: str) -> str | None:

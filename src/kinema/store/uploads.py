@@ -5,16 +5,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy import Connection, delete, select
 
-from kinema.store.dialects import Row
+from kinema.store.dialects import Row, upsert
 from kinema.store.schema import uploads
 
 
 def replace_upload(connection: Connection, **values: Any) -> None:
-    """Record an upload; an earlier one at the same key is replaced."""
-    connection.execute(delete(uploads).where(uploads.c.key == values["key"]))
-    connection.execute(insert(uploads).values(**values))
+    """Record an upload; an earlier one at the same key is replaced, even one written at the same
+    moment by another request."""
+    upsert(connection, uploads, ["key"], values)
 
 
 def upload_by_key(connection: Connection, key: str) -> Row | None:

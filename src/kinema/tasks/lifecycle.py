@@ -122,6 +122,30 @@ def list_tasks(
     return statements.list_tasks(connection, account_id, limit=limit, before=before, states=states)
 
 
+def list_as_shown(
+    connection: Connection,
+    account_id: str,
+    max_running: int,
+    *,
+    limit: int,
+    before: tuple[int, str] | None = None,
+    state: TaskState | None = None,
+) -> tuple[list[Task], bool]:
+    """An account's tasks as the wire shows them, and whether its queued ones are held.
+
+    While the account runs `max_running` tasks, its queued tasks show as ``waiting`` (they are
+    not next in line), so a filter on a state means the state shown: ``waiting`` takes them in,
+    ``queuing`` leaves them out.
+    """
+    held = running_count(connection, account_id) >= max_running
+    states: tuple[TaskState, ...] = () if state is None else (state,)
+    if held and state is TaskState.WAITING:
+        states = (TaskState.WAITING, TaskState.QUEUING)
+    elif held and state is TaskState.QUEUING:
+        return [], held
+    return statements.list_tasks(connection, account_id, limit=limit, before=before, states=states), held
+
+
 def running_count(connection: Connection, account_id: str) -> int:
     return statements.running_count(connection, account_id)
 

@@ -24,12 +24,21 @@ def active_secret(connection: Connection, account_id: str) -> str | None:
 
 
 def ensure_secret(connection: Connection, account_id: str, now: int) -> str:
-    """The account's secret, made on first need."""
-    return active_secret(connection, account_id) or rotate_secret(connection, account_id, now)
+    """The account's secret, made on first need: however many ask at once, one is made."""
+    found = active_secret(connection, account_id)
+    if found is not None:
+        return found
+    statements.hold_webhook_secrets(connection, account_id)
+    return active_secret(connection, account_id) or _replace(connection, account_id, now)
 
 
 def rotate_secret(connection: Connection, account_id: str, now: int) -> str:
     """Make a new active secret; the previous one keeps signing beside it for a day."""
+    statements.hold_webhook_secrets(connection, account_id)
+    return _replace(connection, account_id, now)
+
+
+def _replace(connection: Connection, account_id: str, now: int) -> str:
     statements.retire_webhook_secrets(connection, account_id, now)
     secret = new_secret()
     statements.insert_webhook_secret(connection, account_id, secret, now)

@@ -139,6 +139,7 @@ class Worker:
 
     def start(self) -> None:
         self._announce()
+        self._sweep_staging()
         loops: list[tuple[str, Callable[[], None]]] = [
             ("intake", lambda: self._loop(Stage.INTAKE)),
             ("reaper", self._reap_loop),
@@ -253,6 +254,13 @@ class Worker:
                 report.tasks,
             )
         return report
+
+    def _sweep_staging(self) -> None:
+        """What workers of this host that crashed left in staging goes at once."""
+        try:
+            self.store.sweep_staging(self.clock() / 1000, older_than_s=_STALE_STAGING_S)
+        except OSError:
+            log.exception("sweeping the staging folder failed")
 
     def _announce(self) -> None:
         now = self.clock()

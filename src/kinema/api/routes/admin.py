@@ -10,13 +10,14 @@ from pydantic import BaseModel, Field
 from kinema.accounts import credits, keys
 from kinema.api.auth import ServicesDep, admin
 from kinema.api.envelope import ok
+from kinema.domain.accounts import MAX_BALANCE
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"], dependencies=[Depends(admin)])
 
 
 class NewKeyBody(BaseModel):
     name: str = Field(min_length=1, max_length=200)
-    credits: int = Field(default=0, ge=0)
+    credits: int = Field(default=0, ge=0, le=MAX_BALANCE)
 
 
 class KeyReference(BaseModel):
@@ -25,7 +26,7 @@ class KeyReference(BaseModel):
 
 class GrantBody(BaseModel):
     account: str = Field(min_length=1, description="An account id, or a key reference.")
-    amount: int
+    amount: int = Field(ge=-MAX_BALANCE, le=MAX_BALANCE, description="Negative to remove credits.")
 
 
 @router.post("/keys", summary="Open an account with a key")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+import shutil
+from pathlib import Path
+from typing import Any, Final
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from kinema.api.auth import ServicesDep
@@ -35,7 +37,13 @@ def readyz(found: ServicesDep) -> JSONResponse:
         checks["engines"] = "ok" if not degraded else "degraded: " + "; ".join(degraded)
     except Exception as error:  # readiness reports any failure; it must never raise
         checks.setdefault("database", f"unreachable: {type(error).__name__}")
+    trouble = found.db.troubles.recent()
+    if trouble is not None and checks.get("database") == "ok":
+        checks["database"] = f"failing: {trouble}"
+    checks["disk"] = disk_status(found.settings.files_dir)
     ready = all(value == "ok" for value in checks.values())
+    # Limits counted per process while Redis is away: worth saying, but the service still works.
+    checks["rate_limits"] = found.limits.status
     body = {"code": 200 if ready else 503, "msg": "ready" if ready else "not ready", "data": checks}
     return JSONResponse(body, status_code=200 if ready else 503)
 
@@ -43,6 +51,26 @@ def readyz(found: ServicesDep) -> JSONResponse:
 @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
 def metrics(found: ServicesDep) -> Response:
     return Response(generate_latest(found.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+#: Below this much free space where files are kept, the service says it is not ready.
+MIN_FREE_BYTES: Final = 100 * 1024 * 1024
+
+
+def disk_status(folder: Path) -> str:
+    free = free_bytes(folder)
+    if free is None:
+        return f"unreadable: {folder}"
+    if free < MIN_FREE_BYTES:
+        return f"low: {free // (1024 * 1024)} MB free in {folder}"
+    return "ok"
+
+
+def free_bytes(folder: Path) -> int | None:
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
 
 
 def live_workers(found: Services) -> int:
@@ -75,4 +103,22 @@ class TaskCollector(Collector):
         )
         yield GaugeMetricFamily(
             "kinema_workers_alive", "Workers seen within a lease.", value=live_workers(found)
+        )
+        free = free_bytes(found.settings.files_dir)
+        if free is not None:
+            yield GaugeMetricFamily(
+                "kinema_disk_free_bytes", "Free space where the service keeps its files.", value=free
+            )
+        failures = CounterMetricFamily(
+            "kinema_database_failures",
+            "Calls answered 503 or 507 because the database was busy, away or full, by kind.",
+            labels=["kind"],
+        )
+        for kind, count in found.db.troubles.counts.items():
+            failures.add_metric([kind], count)
+        yield failures
+        yield GaugeMetricFamily(
+            "kinema_rate_limit_storage_up",
+            "1 while rate limits are counted in their configured storage, 0 while it is unreachable.",
+            value=1 if found.limits.shared_up else 0,
         )

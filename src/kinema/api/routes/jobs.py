@@ -161,12 +161,10 @@ def list_tasks(
     state: Annotated[TaskState | None, Query()] = None,
 ) -> dict[str, Any]:
     before = _read_cursor(cursor) if cursor else None
+    cap = found.settings.max_running_per_account
     with found.db.read() as connection:
-        page = lifecycle.list_tasks(
-            connection, who.account_id, limit=page_size + 1, before=before, state=state
-        )
-        held = any(task.state is TaskState.QUEUING for task in page) and at_cap(
-            found, lifecycle.running_count(connection, who.account_id)
+        page, held = lifecycle.list_as_shown(
+            connection, who.account_id, cap, limit=page_size + 1, before=before, state=state
         )
     more = len(page) > page_size
     page = page[:page_size]

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Header, Query
 from fastapi.sse import EventSourceResponse, ServerSentEvent
-from starlette.concurrency import run_in_threadpool
 
 from kinema.accounts.keys import Caller
-from kinema.api.auth import CallerDep, ServicesDep
+from kinema.api.auth import CallerDep, ServicesDep, bearer_key_hash
 from kinema.api.routes.jobs import BadRequest, at_cap, record_of
 from kinema.api.services import Services
-from kinema.domain.errors import TaskNotFound
+from kinema.domain.errors import TaskNotFound, Unauthorized
 from kinema.domain.task import TaskState
 from kinema.tasks import lifecycle
 
@@ -42,11 +41,15 @@ def _streamed_task(
     response_class=EventSourceResponse,
 )
 async def stream(
-    found: ServicesDep, who: CallerDep, record: Annotated[dict[str, Any], Depends(_streamed_task)]
+    found: ServicesDep,
+    record: Annotated[dict[str, Any], Depends(_streamed_task)],
+    authorization: Annotated[str | None, Header()] = None,
 ) -> AsyncIterator[ServerSentEvent]:
     """One ``state`` event each time the state or progress changes, then a ``record`` event with
-    the whole recordInfo data once the task has ended, and the stream closes."""
+    the whole recordInfo data once the task has ended, and the stream closes. If the key is
+    revoked meanwhile, an ``error`` event (code 401) ends the stream."""
     task_id = record["taskId"]
+    key_hash = bearer_key_hash(authorization)
     last: tuple[str, int] | None = None
     quiet_s = 0.0
     while True:
@@ -65,10 +68,31 @@ async def stream(
             yield ServerSentEvent(comment="keep-alive")
         await asyncio.sleep(STREAM_POLL_S)
         quiet_s += STREAM_POLL_S
-        current = await run_in_threadpool(_current, found, who, task_id)
+        current = await found.read_quickly(_polled, found, key_hash, task_id)
+        if current is _REVOKED:
+            yield ServerSentEvent(
+                event="error", data={"code": Unauthorized.code, "msg": Unauthorized().message}
+            )
+            return
         if current is None:  # deleted under us (retention)
             return
         record = current
+
+
+_REVOKED: Final[dict[str, Any]] = {}
+
+
+def _polled(found: Services, key_hash: str, task_id: str) -> dict[str, Any] | None:
+    """The task's record as its key may see it now: `_REVOKED` once the key no longer works,
+    None once the task is gone. Fast reads only (they run on the event loop for SQLite)."""
+    polled = lifecycle.poll_task(found.db, key_hash, task_id)
+    if polled is None:
+        return _REVOKED
+    who, task = polled
+    if task is None:
+        return None
+    held = task.state is TaskState.QUEUING and at_cap(found, lifecycle.running_now(found.db, who.account_id))
+    return record_of(found, task, held=held)
 
 
 def _current(found: Services, who: Caller, task_id: str) -> dict[str, Any] | None:
