@@ -14,13 +14,23 @@ from kinema.domain.errors import RateLimited
 
 
 class RateLimits:
-    """The service's two limits: new tasks per account, and polling per key."""
+    """The service's limits: new tasks, URL uploads and redeliveries per account, polling per key."""
 
-    def __init__(self, storage_url: str, create_task: str, record_info: str) -> None:
+    def __init__(
+        self,
+        storage_url: str,
+        create_task: str,
+        record_info: str,
+        *,
+        url_upload: str = "20/minute",
+        redeliver: str = "10/minute",
+    ) -> None:
         self._limiter = MovingWindowRateLimiter(storage_from_string(storage_url))
         self._in_memory = storage_url.startswith("memory://")
         self.create_task = parse(create_task)
         self.record_info = parse(record_info)
+        self.url_upload = parse(url_upload)
+        self.redeliver = parse(redeliver)
 
     def hit(self, limit: RateLimitItem, *identity: str) -> None:
         """Count one request, or raise `RateLimited` (nothing is counted or queued then)."""

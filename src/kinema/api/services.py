@@ -10,6 +10,7 @@ from typing import ParamSpec, TypeVar
 from fastapi import Request
 from prometheus_client import CollectorRegistry
 
+from kinema.api.fetches import UrlFetches
 from kinema.api.ratelimit import RateLimits
 from kinema.catalog import Catalog, PriceTable
 from kinema.domain.clock import Clock
@@ -50,6 +51,7 @@ class Services:
     fetch_policy: FetchPolicy  #: The one policy for user-given URLs (`kinema.runtime.fetch_policy`).
     deliverer_wake: Callable[[], None]
     gateway: Gateway
+    url_fetches: UrlFetches  #: Where URL uploads fetch, off the request pool (`kinema.api.fetches`).
 
     def now_s(self) -> int:
         return self.clock() // 1000
