@@ -19,6 +19,7 @@ from kinema.engines.registry import load_engine
 from kinema.engines.routing import EngineRouter
 from kinema.files.retention import RetentionPolicy
 from kinema.files.uploads import UploadRules
+from kinema.media.intake import DecodeSlots
 from kinema.net.fetcher import SafeFetcher
 from kinema.net.policy import FetchPolicy
 from kinema.settings import Settings
@@ -173,6 +174,7 @@ def build_worker(
     registry: CollectorRegistry | None = None,
     on_finished: Callable[[], None] | None = None,
     policy: FetchPolicy | None = None,
+    decodes: DecodeSlots | None = None,
 ) -> Worker:
     store = open_store(settings)
     own_files = OwnFiles(
@@ -195,4 +197,5 @@ def build_worker(
         metrics=WorkerMetrics(registry),
         own_files=own_files,
         on_finished=on_finished,
+        decodes=decodes or DecodeSlots(settings.image_decodes_at_once),
     )

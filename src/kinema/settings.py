@@ -65,6 +65,7 @@ class Settings(BaseSettings):
     fetch_timeout_seconds: Positive = 30
     url_fetch_threads: Annotated[int, Field(ge=1)] = 8
     url_uploads_per_account: Annotated[int, Field(ge=1)] = 3
+    image_decodes_at_once: Annotated[int, Field(ge=1)] = 2
 
     # Access and money.
     admin_token: SecretStr | None = None

@@ -40,6 +40,7 @@ from kinema.api.services import Services
 from kinema.catalog import PriceTable, default_catalog
 from kinema.domain.clock import Clock, system_clock
 from kinema.engines.base import Engine
+from kinema.media.intake import DecodeSlots
 from kinema.settings import Settings
 from kinema.storage.own import OwnFiles
 from kinema.store.gateway import Gateway
@@ -87,6 +88,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, engine: Engin
         url_fetches=UrlFetches(
             threads=settings.url_fetch_threads, per_account=settings.url_uploads_per_account
         ),
+        decodes=DecodeSlots(settings.image_decodes_at_once),
     )
     registry.register(TaskCollector(found))
 
@@ -107,6 +109,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, engine: Engin
                 registry=registry,
                 on_finished=deliverer.wake,
                 policy=fetch_policy,
+                decodes=found.decodes,
             )
             worker.start()
         # What start-up made lives as long as the app: the collector need not walk it again.

@@ -33,6 +33,7 @@ from kinema.engines.base import Engine, GenerationResult
 from kinema.engines.routing import EngineRouter
 from kinema.files import retention
 from kinema.files.retention import RetentionPolicy, SweepReport
+from kinema.media.intake import DecodeSlots
 from kinema.net.fetcher import SafeFetcher
 from kinema.storage.base import BlobStore
 from kinema.storage.own import OwnFiles
@@ -44,6 +45,8 @@ from kinema.worker.signals import CancelSignals, Wakeup
 
 log = logging.getLogger("kinema.tasks")
 
+#: Images decoded at once by a worker built without the process's `DecodeSlots`.
+DEFAULT_DECODES_AT_ONCE: Final = 2
 #: Staging folders untouched this long belong to a crashed job, never to a running one.
 _STALE_STAGING_S: Final = 24 * 3600
 
@@ -114,6 +117,7 @@ class Worker:
         metrics: WorkerMetrics | None = None,
         own_files: OwnFiles | None = None,
         on_finished: Callable[[], None] | None = None,
+        decodes: DecodeSlots | None = None,
     ) -> None:
         self.db = db
         self.engines = dict(engines)
@@ -129,7 +133,9 @@ class Worker:
         #: Called after a task ends, so its callback goes out without waiting for a poll.
         self.on_finished = on_finished or (lambda: None)
         self.id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
-        self._intake_ports = intake.IntakePorts(db, store, fetcher, own_files, clock)
+        self._intake_ports = intake.IntakePorts(
+            db, store, fetcher, own_files, clock, decodes or DecodeSlots(DEFAULT_DECODES_AT_ONCE)
+        )
         self._generate_ports = generate.GeneratePorts(db, store, self.engines, router, clock)
         self._stopping = threading.Event()
         self._degraded = ""
