@@ -78,6 +78,8 @@ def fetch_policy(settings: Settings) -> FetchPolicy:
 def worker_options(settings: Settings) -> WorkerOptions:
     return WorkerOptions(
         generation_threads=max(1, settings.workers),
+        intake_threads=settings.intake_threads,
+        intakes_per_account=settings.intakes_per_account,
         lease_s=settings.lease_seconds,
         poll_s=settings.poll_seconds,
         max_running_per_account=settings.max_running_per_account,

@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     model_engines: dict[str, str] = Field(default_factory=dict)
     workers: Annotated[int, Field(ge=0)] = 1
     max_running_per_account: Annotated[int, Field(ge=1)] = 2
+    intake_threads: Annotated[int, Field(ge=1)] = 4
+    intakes_per_account: Annotated[int, Field(ge=1)] = 2
     task_timeout_seconds: Positive = 3600
     lease_seconds: Positive = 30
     max_attempts: Annotated[int, Field(ge=1)] = 3

@@ -1,10 +1,12 @@
 """The worker: claims tasks from the database and carries each one to its end.
 
-A worker process runs one intake thread (fetching and checking inputs, which waits on the
-network), ``generation_threads`` generation threads (which keep the CPU or GPU busy), a reaper
-that puts back tasks whose worker vanished, and a presence beat that `/readyz` reads. Every
-claimed task gets a heartbeat thread that renews its lease, records its progress and stops
-the engine within a frame when the task is canceled, times out, or its lease was lost.
+A worker process runs ``intake_threads`` intake threads (fetching and checking inputs, which
+waits on the network; one account's intakes take at most ``intakes_per_account`` of them, the
+account with the fewest first), ``generation_threads`` generation threads (which keep the
+CPU or GPU busy), a reaper that puts back tasks whose worker vanished, and a presence beat that
+`/readyz` reads. Every claimed task gets a heartbeat thread that renews its lease, records its
+progress and stops the engine within a frame when the task is canceled, times out, or its lease
+was lost.
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ _STALE_STAGING_S: Final = 24 * 3600
 @dataclass(frozen=True, slots=True)
 class WorkerOptions:
     generation_threads: int = 1
+    intake_threads: int = 4
+    intakes_per_account: int | None = 2  #: In flight at once, across every worker; None: no cap.
     lease_s: float = 30.0
     poll_s: float = 1.0
     max_running_per_account: int = 2
@@ -146,10 +150,9 @@ class Worker:
     def start(self) -> None:
         self._announce()
         loops: list[tuple[str, Callable[[], None]]] = [
-            ("intake", lambda: self._loop(Stage.INTAKE)),
-            ("reaper", self._reap_loop),
-            ("presence", self._presence_loop),
+            (f"intake-{n}", lambda: self._loop(Stage.INTAKE)) for n in range(self.options.intake_threads)
         ]
+        loops += [("reaper", self._reap_loop), ("presence", self._presence_loop)]
         if self.options.retention is not None:
             loops.append(("retention", self._sweep_loop))
         loops += [
@@ -161,10 +164,11 @@ class Worker:
             thread.start()
             self._threads.append(thread)
         log.info(
-            "worker %s started: engine %s, %d generation threads",
+            "worker %s started: engine %s, %d generation threads, %d intake threads",
             self.id,
             ", ".join(self.engines),
             self.options.generation_threads,
+            self.options.intake_threads,
         )
 
     def stop(self, timeout_s: float = 30.0) -> None:
@@ -192,6 +196,7 @@ class Worker:
             self.clock(),
             self.options.lease_ms,
             self.options.max_running_per_account,
+            self.options.intakes_per_account,
         )
         if claim is None:
             return False
