@@ -20,6 +20,7 @@ from kinema.engines.registry import load_engine
 from kinema.engines.routing import EngineRouter
 from kinema.files.retention import RetentionPolicy
 from kinema.files.uploads import UploadRules
+from kinema.media.intake import DecodeSlots
 from kinema.net.fetcher import SafeFetcher
 from kinema.net.policy import FetchPolicy
 from kinema.settings import Settings
@@ -80,6 +81,8 @@ def fetch_policy(settings: Settings) -> FetchPolicy:
 def worker_options(settings: Settings) -> WorkerOptions:
     return WorkerOptions(
         generation_threads=max(1, settings.workers),
+        intake_threads=settings.intake_threads,
+        intakes_per_account=settings.intakes_per_account,
         lease_s=settings.lease_seconds,
         poll_s=settings.poll_seconds,
         max_running_per_account=settings.max_running_per_account,
@@ -179,6 +182,7 @@ def build_worker(
     registry: CollectorRegistry | None = None,
     on_finished: Callable[[], None] | None = None,
     policy: FetchPolicy | None = None,
+    decodes: DecodeSlots | None = None,
 ) -> Worker:
     store = open_store(settings)
     own_files = OwnFiles(
@@ -201,4 +205,5 @@ def build_worker(
         metrics=WorkerMetrics(registry),
         own_files=own_files,
         on_finished=on_finished,
+        decodes=decodes or DecodeSlots(settings.image_decodes_at_once),
     )

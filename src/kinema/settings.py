@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     model_engines: dict[str, str] = Field(default_factory=dict)
     workers: Annotated[int, Field(ge=0)] = 1
     max_running_per_account: Annotated[int, Field(ge=1)] = 2
+    intake_threads: Annotated[int, Field(ge=1)] = 4
+    intakes_per_account: Annotated[int, Field(ge=1)] = 2
     task_timeout_seconds: Positive = 3600
     lease_seconds: Positive = 30
     max_attempts: Annotated[int, Field(ge=1)] = 3
@@ -67,6 +69,9 @@ class Settings(BaseSettings):
     # Inputs.
     allow_private_urls: bool = False
     fetch_timeout_seconds: Positive = 30
+    url_fetch_threads: Annotated[int, Field(ge=1)] = 8
+    url_uploads_per_account: Annotated[int, Field(ge=1)] = 3
+    image_decodes_at_once: Annotated[int, Field(ge=1)] = 2
 
     # Access and money.
     admin_token: SecretStr | None = None
@@ -77,6 +82,8 @@ class Settings(BaseSettings):
     # Rate limits, in the `limits` library's notation ("20/10 seconds").
     create_task_rate_limit: str = "20/10 seconds"
     record_info_rate_limit: str = "10/second"
+    url_upload_rate_limit: str = "20/minute"
+    redeliver_rate_limit: str = "10/minute"
     rate_limit_storage_url: str = "memory://"
 
     # Callbacks.
@@ -110,7 +117,13 @@ class Settings(BaseSettings):
             raise ValueError("must be an absolute http or https URL")
         return value.rstrip("/")
 
-    @field_validator("create_task_rate_limit", "record_info_rate_limit", "minimax_rate_limit")
+    @field_validator(
+        "create_task_rate_limit",
+        "record_info_rate_limit",
+        "url_upload_rate_limit",
+        "redeliver_rate_limit",
+        "minimax_rate_limit",
+    )
     @classmethod
     def _rate_limit_parses(cls, value: str) -> str:
         from limits import parse

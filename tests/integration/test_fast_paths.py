@@ -13,7 +13,7 @@ from sqlalchemy import Select, select, update
 
 from kinema.accounts import keys
 from kinema.domain.task import Task, TaskState
-from kinema.store import idempotency, tasks
+from kinema.store import credits, idempotency, tasks
 from kinema.store.database import Database
 from kinema.store.schema import tasks as tasks_table
 from kinema.store.tasks import POLL, RUNNING
@@ -69,6 +69,7 @@ FAST_READS: dict[str, tuple[Select[Any], tuple[str, ...]]] = {
     "running": (RUNNING, ("account_id",)),
     "live key": (keys.statements.LIVE_KEY, ("key_hash",)),
     "idempotency key": (idempotency.EARLIER, ("account_id", "key", "now")),
+    "balance": (credits.BALANCE, ("account_id",)),
 }
 
 

@@ -122,3 +122,80 @@ def callback_receiver(script: list[int | str] | None = None) -> Iterator[Callbac
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+@dataclass
+class TricklingHost:
+    """Serves one image a byte at a time as a slow host would: the first byte at once, the rest
+    only once the test lets go (`release`), so every fetch from it stays in flight until then."""
+
+    data: bytes
+    content_type: str = "image/png"
+    url: str = ""
+    released: threading.Event = field(default_factory=threading.Event)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _started: int = 0
+    _held: int = 0
+    most_held: int = 0
+
+    @property
+    def started(self) -> int:
+        """Fetches that have begun, at their first byte."""
+        with self._lock:
+            return self._started
+
+    @property
+    def held(self) -> int:
+        """Fetches waiting now for the rest of the image."""
+        with self._lock:
+            return self._held
+
+    def release(self) -> None:
+        self.released.set()
+
+    def _begin(self) -> None:
+        with self._lock:
+            self._started += 1
+            self._held += 1
+            self.most_held = max(self.most_held, self._held)
+
+    def _end(self) -> None:
+        with self._lock:
+            self._held -= 1
+
+
+@contextmanager
+def trickling_host(data: bytes, content_type: str = "image/png") -> Iterator[TricklingHost]:
+    """A `TricklingHost` on loopback; released when the block ends, so that nothing hangs."""
+    host = TricklingHost(data, content_type)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", host.content_type)
+            self.send_header("Content-Length", str(len(host.data)))
+            self.end_headers()
+            self.wfile.write(host.data[:1])
+            self.wfile.flush()
+            host._begin()
+            try:
+                host.released.wait(60)
+                self.wfile.write(host.data[1:])
+            finally:
+                host._end()
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    host.url = f"http://127.0.0.1:{server.server_address[1]}/slow.png"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield host
+    finally:
+        host.release()
+        server.shutdown()
+        server.server_close()
+        thread.join()

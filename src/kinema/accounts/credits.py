@@ -11,7 +11,7 @@ from __future__ import annotations
 from kinema.domain.accounts import MAX_BALANCE, LedgerEntry, Movement
 from kinema.domain.errors import InsufficientCredits, InvalidInput, NotFound
 from kinema.store import credits as statements
-from kinema.store.database import Connection
+from kinema.store.database import Connection, Database
 
 __all__ = [
     "MAX_BALANCE",
@@ -19,6 +19,7 @@ __all__ = [
     "Movement",
     "balance",
     "check_amount",
+    "check_covers",
     "grant",
     "ledger",
     "ledger_sum",
@@ -56,6 +57,15 @@ def check_amount(amount: int) -> int:
     if not -MAX_BALANCE <= amount <= MAX_BALANCE:
         raise InvalidInput(f"an amount of credits must be between {-MAX_BALANCE} and {MAX_BALANCE}")
     return amount
+
+
+def check_covers(db: Database, account_id: str, price: int) -> None:
+    """`InsufficientCredits` if the balance, as last committed, does not cover `price`.
+
+    A quick refusal before costly work, not a reservation: `reserve` still decides.
+    """
+    if price > 0 and (statements.balance_now(db, account_id) or 0) < price:
+        raise InsufficientCredits()
 
 
 def reserve(connection: Connection, account_id: str, task_id: str, price: int, now: int) -> None:

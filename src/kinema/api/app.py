@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry
 import kinema
 from kinema import runtime
 from kinema.api.envelope import install_error_handlers
+from kinema.api.fetches import UrlFetches
 from kinema.api.files import files_router
 from kinema.api.ratelimit import RateLimits
 from kinema.api.routes import (
@@ -39,6 +40,7 @@ from kinema.api.services import Services
 from kinema.catalog import PriceTable, default_catalog
 from kinema.domain.clock import Clock, system_clock
 from kinema.engines.base import Engine
+from kinema.media.intake import DecodeSlots
 from kinema.settings import Settings
 from kinema.storage.own import OwnFiles
 from kinema.store.gateway import Gateway
@@ -68,7 +70,11 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, engine: Engin
         engines={name: loaded.info for name, loaded in engines.items()},
         router=runtime.engine_router(settings),
         limits=RateLimits(
-            settings.rate_limit_storage_url, settings.create_task_rate_limit, settings.record_info_rate_limit
+            settings.rate_limit_storage_url,
+            settings.create_task_rate_limit,
+            settings.record_info_rate_limit,
+            url_upload=settings.url_upload_rate_limit,
+            redeliver=settings.redeliver_rate_limit,
         ),
         wakeup=Wakeup(),
         cancels=CancelSignals(),
@@ -79,6 +85,10 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, engine: Engin
         fetch_policy=fetch_policy,
         deliverer_wake=deliverer.wake,
         gateway=Gateway(db),
+        url_fetches=UrlFetches(
+            threads=settings.url_fetch_threads, per_account=settings.url_uploads_per_account
+        ),
+        decodes=DecodeSlots(settings.image_decodes_at_once),
     )
     registry.register(TaskCollector(found))
 
@@ -99,6 +109,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, engine: Engin
                 registry=registry,
                 on_finished=deliverer.wake,
                 policy=fetch_policy,
+                decodes=found.decodes,
             )
             worker.start()
         # What start-up made lives as long as the app: the collector need not walk it again.
@@ -113,6 +124,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, engine: Engin
             if worker is not None:
                 worker.stop()
             found.gateway.close()
+            found.url_fetches.close()
             deliverer.stop()
             db.dispose()
 

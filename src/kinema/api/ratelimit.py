@@ -33,7 +33,7 @@ SHARED_TIMEOUT_S: Final = 0.5
 
 
 class RateLimits:
-    """The service's two limits: new tasks per account, and polling per key."""
+    """The service's limits: new tasks, URL uploads and redeliveries per account, polling per key."""
 
     def __init__(
         self,
@@ -41,6 +41,8 @@ class RateLimits:
         create_task: str,
         record_info: str,
         *,
+        url_upload: str = "20/minute",
+        redeliver: str = "10/minute",
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._in_memory = storage_url.startswith("memory://")
@@ -60,6 +62,8 @@ class RateLimits:
         self._down_reason = ""
         self.create_task = parse(create_task)
         self.record_info = parse(record_info)
+        self.url_upload = parse(url_upload)
+        self.redeliver = parse(redeliver)
 
     @property
     def shared_up(self) -> bool:

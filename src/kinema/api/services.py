@@ -10,12 +10,14 @@ from typing import ParamSpec, TypeVar
 from fastapi import Request
 from prometheus_client import CollectorRegistry
 
+from kinema.api.fetches import UrlFetches
 from kinema.api.ratelimit import RateLimits
 from kinema.catalog import Catalog, PriceTable
 from kinema.domain.clock import Clock
 from kinema.engines.base import EngineInfo
 from kinema.engines.routing import EngineRouter
 from kinema.files.uploads import UploadRules
+from kinema.media.intake import DecodeSlots
 from kinema.net.policy import FetchPolicy
 from kinema.settings import Settings
 from kinema.storage.base import BlobStore
@@ -50,6 +52,8 @@ class Services:
     fetch_policy: FetchPolicy  #: The one policy for user-given URLs (`kinema.runtime.fetch_policy`).
     deliverer_wake: Callable[[], None]
     gateway: Gateway
+    url_fetches: UrlFetches  #: Where URL uploads fetch, off the request pool (`kinema.api.fetches`).
+    decodes: DecodeSlots  #: The process's turns at decoding an image, shared with its workers.
 
     def now_s(self) -> int:
         return self.clock() // 1000
@@ -74,6 +78,7 @@ class Services:
             clock=self.clock,
             task_timeout_ms=round(self.settings.task_timeout_seconds * 1000),
             idempotency_ttl_ms=round(self.settings.idempotency_hours * 3600 * 1000),
+            decodes=self.decodes,
         )
 
 

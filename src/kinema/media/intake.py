@@ -6,24 +6,29 @@ file or a decompression bomb is refused before any pixel is decoded.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import math
 import struct
+import threading
 import warnings
 import zlib
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import cache
 from io import BytesIO
 from types import MappingProxyType
-from typing import Final
+from typing import Final, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
 from PIL import ExifTags, Image, ImageCms, ImageOps
 
 from kinema.domain.errors import InvalidInput
+
+_T = TypeVar("_T")
 
 
 class InvalidImage(InvalidInput):
@@ -157,6 +162,85 @@ def check_image(data: bytes, rules: AcceptanceRules = DEFAULT_RULES) -> str:
     mime_type = _sniffed_type(data)
     _read_first_frame(data, mime_type, rules, reduced=True).close()
     return mime_type
+
+
+class DecodeSlots:
+    """At most `at_once` images decoded at the same moment, their memory given back after each.
+
+    A decode holds every pixel of the image: 150 MB for an image of 50 megapixels, so a burst
+    of them, each cheap to ask for, would take the memory of the process. Beyond `at_once` they
+    wait their turn. And the allocator keeps what a large decode freed for later use, in one
+    pool per thread that decoded: each decode asks it to give its free memory back to the
+    system, so that a burst leaves the process no larger than it found it.
+    """
+
+    def __init__(self, at_once: int) -> None:
+        if at_once < 1:
+            raise ValueError("at least one decode must be allowed at once")
+        self.at_once = at_once
+        self._slots = threading.BoundedSemaphore(at_once)
+        self._lock = threading.Lock()
+        self._decoding = 0
+        self._waiting = 0
+
+    @property
+    def decoding(self) -> int:
+        """Decodes running now."""
+        with self._lock:
+            return self._decoding
+
+    @property
+    def waiting(self) -> int:
+        """Decodes waiting for their turn now."""
+        with self._lock:
+            return self._waiting
+
+    def check_image(self, data: bytes, rules: AcceptanceRules = DEFAULT_RULES) -> str:
+        """`check_image` in turn."""
+        return self._in_turn(lambda: check_image(data, rules))
+
+    def decode_image(self, data: bytes, rules: AcceptanceRules = DEFAULT_RULES) -> DecodedImage:
+        """`decode_image` in turn."""
+        return self._in_turn(lambda: decode_image(data, rules))
+
+    def _in_turn(self, decode: Callable[[], _T]) -> _T:
+        with self._lock:
+            self._waiting += 1
+        try:
+            self._slots.acquire()
+        finally:
+            with self._lock:
+                self._waiting -= 1
+        try:
+            with self._lock:
+                self._decoding += 1
+            try:
+                return decode()
+            finally:
+                with self._lock:
+                    self._decoding -= 1
+        finally:
+            self._slots.release()
+            _give_memory_back()
+
+
+def _give_memory_back() -> None:
+    """Return the allocator's free memory to the system, where the C library can (glibc)."""
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    with suppress(OSError, AttributeError):
+        trim: Callable[[int], int] = ctypes.CDLL(name).malloc_trim
+        return trim
+    return None
+
+
+_MALLOC_TRIM: Final = _malloc_trim()
 
 
 def _check_byte_size(byte_size: int, rules: AcceptanceRules) -> None:

@@ -123,6 +123,18 @@ def deliveries_of(connection: Connection, task_id: str) -> list[Delivery]:
     return found
 
 
+def pending_of_task(connection: Connection, task_id: str) -> str | None:
+    """The id of a delivery of the task still to be made (or being made), if there is one."""
+    query = (
+        select(_table.c.id)
+        .where(_table.c.task_id == task_id, _table.c.state == DeliveryState.PENDING.value)
+        .order_by(_table.c.created_at, _table.c.id)
+        .limit(1)
+    )
+    found: str | None = connection.execute(query).scalar_one_or_none()
+    return found
+
+
 def delete_of_tasks(connection: Connection, task_ids: Sequence[str]) -> None:
     """Every delivery of these tasks, with its attempts (retention)."""
     deliveries = select(_table.c.id).where(_table.c.task_id.in_(task_ids))

@@ -12,7 +12,7 @@ from typing import Final
 from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from kinema.domain.accounts import LedgerEntry, Movement
-from kinema.store.database import run
+from kinema.store.database import Database, run
 from kinema.store.schema import accounts, credit_ledger
 
 # Built once: every createTask runs them, and a prebuilt statement is not rebuilt and re-keyed.
@@ -26,6 +26,8 @@ _REFUND: Final = (
     .where(accounts.c.id == bindparam("account_id"))
     .values(balance=accounts.c.balance + bindparam("price"))
 )
+#: Read before costly checks at createTask, on the fast path (`Database.first`).
+BALANCE: Final = select(accounts.c.balance).where(accounts.c.id == bindparam("account_id"))
 _APPEND: Final = insert(credit_ledger).values(
     account_id=bindparam("account_id"),
     task_id=bindparam("task_id"),
@@ -50,6 +52,12 @@ def balance(connection: Connection, account_id: str) -> int | None:
         select(accounts.c.balance).where(accounts.c.id == account_id)
     ).scalar_one_or_none()
     return None if value is None else int(value)
+
+
+def balance_now(db: Database, account_id: str) -> int | None:
+    """The account's balance as last committed, read at the least cost (`Database.first`)."""
+    row = db.first(BALANCE, {"account_id": account_id})
+    return None if row is None else int(row["balance"])
 
 
 def add(connection: Connection, account_id: str, amount: int, most: int) -> bool:

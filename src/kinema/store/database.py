@@ -88,8 +88,9 @@ class Database:
         """The first row of a prebuilt select, read at the least cost the database allows.
 
         For the paths clients hammer (polling a task). On a SQLite file the statement goes
-        straight to the driver, compiled once, on a read-only connection this thread keeps:
-        no pool, no transaction, no per-call statement handling, and it sees the latest commit.
+        straight to the driver, compiled once, on a read-only connection borrowed from the few
+        kept idle: no pool, no transaction, no per-call statement handling, and it sees the
+        latest commit.
         Elsewhere it is one short read through SQLAlchemy. The values are the same either way.
         """
         with self.failures_explained():

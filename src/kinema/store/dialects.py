@@ -18,6 +18,7 @@ import sqlite3
 import threading
 import zlib
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -42,6 +43,8 @@ from sqlalchemy.exc import OperationalError
 from kinema.domain.errors import StorageFull, Unavailable
 
 SQLITE_BUSY_TIMEOUT_MS: Final = 10_000
+#: Idle read-only connections kept for `Database.first` on a SQLite file; more are closed.
+DIRECT_READS_KEPT: Final = 4
 _IMMEDIATE: Final = "kinema_immediate"
 _STATEMENT_READS: Final = "kinema_statement_reads"
 
@@ -325,38 +328,71 @@ def _prepare(statement: Executable) -> _Prepared:
 
 
 class _DirectReads:
-    """Reads on a SQLite file through the driver alone, one read-only connection per thread."""
+    """Reads on a SQLite file through the driver alone, on read-only connections lent per read.
 
-    def __init__(self, path: str, busy_timeout_ms: int) -> None:
+    Idle connections wait in a queue: a read borrows one (or opens one when none is idle) and
+    gives it back, and beyond `keep` idle ones the extra is closed. So the connections open are
+    those reading at this moment plus at most `keep`, however many threads come and go (a
+    connection per thread would stay open after its thread is gone). Borrowing never waits:
+    the queue's ends are atomic, with no lock between the caller and its read.
+    """
+
+    def __init__(self, path: str, busy_timeout_ms: int, *, keep: int = DIRECT_READS_KEPT) -> None:
         self._path = path
         self._busy_timeout_ms = busy_timeout_ms
-        self._local = threading.local()
-        self._opened: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
+        self._keep = keep
+        self._idle: deque[sqlite3.Connection] = deque()
+        self._closed = False
 
     def first(self, statement: Select[Any], params: Mapping[str, object]) -> Row | None:
         prepared = _prepare(statement)
-        found = self._connection().execute(prepared.sql, prepared.values(params)).fetchone()
+        connection = self._borrow()
+        try:
+            found = connection.execute(prepared.sql, prepared.values(params)).fetchone()
+        finally:
+            self._give_back(connection)
         return None if found is None else prepared.row(found)
 
-    def _connection(self) -> sqlite3.Connection:
-        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
-        if connection is None:
-            # Autocommit: each statement reads the latest commit; closed from any thread.
-            connection = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-            connection.execute(f"PRAGMA busy_timeout={self._busy_timeout_ms}")
-            connection.execute("PRAGMA query_only=ON")
-            with self._lock:
-                self._opened.append(connection)
-            self._local.connection = connection
+    @property
+    def idle(self) -> int:
+        """Connections open and waiting for a read."""
+        return len(self._idle)
+
+    def _borrow(self) -> sqlite3.Connection:
+        try:
+            return self._idle.pop()
+        except IndexError:
+            pass
+        # Autocommit: each statement reads the latest commit; closed from any thread.
+        connection = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        connection.execute(f"PRAGMA busy_timeout={self._busy_timeout_ms}")
+        connection.execute("PRAGMA query_only=ON")
         return connection
 
-    def close(self) -> None:
-        with self._lock:
-            opened, self._opened = self._opened, []
-        for connection in opened:
+    def _give_back(self, connection: sqlite3.Connection) -> None:
+        if self._closed:
             connection.close()
-        self._local = threading.local()
+            return
+        self._idle.append(connection)
+        if self._closed:  # closed while this read ran
+            self.close()
+            return
+        # Readers giving back at once may all see room; whoever sees too many closes one.
+        while len(self._idle) > self._keep:
+            try:
+                extra = self._idle.popleft()
+            except IndexError:
+                break
+            extra.close()
+
+    def close(self) -> None:
+        self._closed = True
+        while True:
+            try:
+                connection = self._idle.pop()
+            except IndexError:
+                return
+            connection.close()
 
 
 def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:

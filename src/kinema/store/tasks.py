@@ -18,7 +18,9 @@ from typing import Any, Final
 from sqlalchemy import (
     ColumnElement,
     Connection,
+    FromClause,
     RowMapping,
+    ScalarSelect,
     and_,
     bindparam,
     case,
@@ -251,15 +253,22 @@ def claim(
     now: int,
     lease_ms: int,
     max_running_per_account: int,
+    max_intakes_per_account: int | None = None,
 ) -> Task | None:
-    """Take the oldest task ready for `how` (a claim), or None when there is none.
+    """Take the next task ready for `how` (a claim), or None when there is none.
+
+    A generation claim takes the oldest task whose account has a running slot free. An intake
+    claim (which may wait on a slow image host) takes the oldest task of the account with the
+    fewest intakes in flight, and none of an account with `max_intakes_per_account` of them
+    already: one account's slow hosts hold no more than its share of the intake threads.
 
     The candidate row is the only one locked (SKIP LOCKED on PostgreSQL, so claimers never
-    wait on each other). A generation claim also checks the account's running cap under a lock
-    of the account's own, so two claimers can never both take its last slot; a candidate whose
-    account turned out full is let go (its savepoint undone) and the next is tried.
+    wait on each other). An account's cap is checked again under a lock of the account's own,
+    so two claimers can never both take its last slot; a candidate whose account turned out
+    full is let go (its savepoint undone) and the next is tried.
     """
     (source,) = how.sources
+    cap = max_running_per_account if how is Move.CLAIM_GENERATE else max_intakes_per_account
     skipped: list[str] = []
     while True:
         query = (
@@ -270,31 +279,26 @@ def claim(
                 tasks.c.cancel_requested.is_(False),
                 tasks.c.deadline_at > now,
             )
-            .order_by(tasks.c.created_at, tasks.c.id)
             .limit(1)
         )
-        if how is Move.CLAIM_GENERATE:
-            running = tasks.alias("running")
-            busy = (
-                select(func.count())
-                .select_from(running)
-                .where(
-                    running.c.account_id == tasks.c.account_id,
-                    running.c.state == TaskState.GENERATING.value,
-                )
-                .scalar_subquery()
-            )
-            query = query.where(busy < max_running_per_account)
-            if skipped:
-                query = query.where(tasks.c.account_id.not_in(skipped))
+        busy = _busy_of_account(how)
+        if how is Move.CLAIM_INTAKE:
+            query = query.order_by(busy, tasks.c.created_at, tasks.c.id)
+        else:
+            query = query.order_by(tasks.c.created_at, tasks.c.id)
+        if cap is not None:
+            query = query.where(busy < cap)
+        if skipped:
+            query = query.where(tasks.c.account_id.not_in(skipped))
         with connection.begin_nested() as savepoint:
             candidate = connection.execute(dialect.lock_rows(query, tasks)).first()
             if candidate is None:
                 return None
             task_id, account_id = candidate
-            if how is Move.CLAIM_GENERATE:
-                dialect.serialise(connection, f"kinema.running:{account_id}")
-                if running_count(connection, account_id) >= max_running_per_account:
+            if cap is not None:
+                slot = "running" if how is Move.CLAIM_GENERATE else "intake"
+                dialect.serialise(connection, f"kinema.{slot}:{account_id}")
+                if _busy_count(connection, how, account_id) >= cap:
                     savepoint.rollback()
                     skipped.append(account_id)
                     continue
@@ -308,6 +312,32 @@ def claim(
             moved = move(connection, how, tasks.c.id == task_id, now, **values)
             assert moved is not None  # the row is locked (or the database is) and matched above
         return get_task(connection, task_id)
+
+
+def _busy(how: Move, of: FromClause) -> Condition:
+    """The tasks of `of` (a table or alias) that hold what a claim of `how` would take: a
+    running slot (generating), or an intake (waiting, held by a worker)."""
+    if how is Move.CLAIM_GENERATE:
+        return of.c.state == TaskState.GENERATING.value
+    return and_(of.c.state == TaskState.WAITING.value, of.c.lease_owner.is_not(None))
+
+
+def _busy_of_account(how: Move) -> ScalarSelect[int]:
+    """How many of the candidate's account's tasks are busy, as a subquery of the claim."""
+    busy = tasks.alias("busy")
+    return (
+        select(func.count())
+        .select_from(busy)
+        .where(busy.c.account_id == tasks.c.account_id, _busy(how, busy))
+        .scalar_subquery()
+    )
+
+
+def _busy_count(connection: Connection, how: Move, account_id: str) -> int:
+    if how is Move.CLAIM_GENERATE:
+        return running_count(connection, account_id)
+    query = select(func.count()).select_from(tasks).where(tasks.c.account_id == account_id, _busy(how, tasks))
+    return int(connection.execute(query).scalar_one())
 
 
 def renew_lease(

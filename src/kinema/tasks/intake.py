@@ -1,9 +1,9 @@
 """Intake: a waiting task's input image is fetched, checked and kept; then the task joins the queue.
 
 The image goes through the same check as an image of this server at createTask
-(`kinema.media.intake.check_image`), so a picture is refused with the same words whichever way
-it came. The copy kept is the task's own (`kinema.storage.layout.input_key`): replacing the
-source later cannot change the task.
+(`kinema.media.intake.check_image`, in turn: `DecodeSlots`), so a picture is refused with the
+same words whichever way it came. The copy kept is the task's own
+(`kinema.storage.layout.input_key`): replacing the source later cannot change the task.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from kinema.domain.clock import Clock
 from kinema.domain.errors import InvalidInput
 from kinema.domain.task import Task
-from kinema.media.intake import check_image
+from kinema.media.intake import DecodeSlots
 from kinema.net.fetcher import SafeFetcher
 from kinema.storage import layout
 from kinema.storage.base import BlobStore
@@ -32,6 +32,7 @@ class IntakePorts:
     fetcher: SafeFetcher
     own_files: OwnFiles | None  #: Reads URLs of this server from storage instead of the network.
     clock: Clock
+    decodes: DecodeSlots  #: The process's turns at decoding an image.
 
 
 def fetch_input(ports: IntakePorts, task: Task) -> str | None:
@@ -46,7 +47,7 @@ def fetch_input(ports: IntakePorts, task: Task) -> str | None:
     if data is None:
         data = ports.fetcher.get(url, field=FIELD).data
     try:
-        mime_type = check_image(data)
+        mime_type = ports.decodes.check_image(data)
     except InvalidInput as error:
         raise InvalidInput(f"{FIELD}: {error.message}") from error
     key = layout.input_key(task.account_id, task.id, mime_type)

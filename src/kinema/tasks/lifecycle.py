@@ -169,12 +169,26 @@ _CLAIMS: dict[Stage, Move] = {Stage.INTAKE: Move.CLAIM_INTAKE, Stage.GENERATE: M
 
 
 def claim_next(
-    db: Database, stage: Stage, worker_id: str, now: int, lease_ms: int, max_running_per_account: int
+    db: Database,
+    stage: Stage,
+    worker_id: str,
+    now: int,
+    lease_ms: int,
+    max_running_per_account: int,
+    max_intakes_per_account: int | None = None,
 ) -> Claim | None:
-    """Take the oldest task ready for `stage`, or None when there is none."""
+    """Take the next task ready for `stage`, or None when there is none: for generation the
+    oldest, for intake the oldest of the account with the fewest intakes in flight."""
     with db.write() as connection:
         task = statements.claim(
-            connection, db.dialect, _CLAIMS[stage], worker_id, now, lease_ms, max_running_per_account
+            connection,
+            db.dialect,
+            _CLAIMS[stage],
+            worker_id,
+            now,
+            lease_ms,
+            max_running_per_account,
+            max_intakes_per_account,
         )
     return None if task is None else Claim(task, task.attempt, stage)
 

@@ -2,8 +2,10 @@
 
 The checks come in the order the contract gives, each cheap before the next: the body against
 the model's schema, the engine's capabilities, the Idempotency-Key; then an image on this
-server is checked and copied as the task's input (so the task starts queued); then one write
-transaction reserves the price and inserts the task. Nothing here knows of HTTP.
+server, once the balance is seen to cover the price, is checked (its size from its header
+first, then decoded, a few at a time: `DecodeSlots`) and copied as the task's input (so the
+task starts queued); then one write transaction reserves the price and inserts the task.
+Nothing here knows of HTTP.
 """
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ from functools import partial
 
 from anyio import to_thread
 
+from kinema.accounts import credits
 from kinema.catalog import Catalog, PriceTable, TaskRequest, validate_create_task
 from kinema.domain.accounts import Caller
 from kinema.domain.clock import Clock
 from kinema.domain.errors import FeatureDisabled, InvalidInput
 from kinema.domain.task import Task
 from kinema.engines.base import EngineInfo
-from kinema.media.intake import check_image
+from kinema.media.intake import DecodeSlots
 from kinema.storage import layout
 from kinema.storage.base import BlobStore
 from kinema.storage.own import OwnFiles
@@ -44,6 +47,7 @@ class SubmitPorts:
     clock: Clock
     task_timeout_ms: int
     idempotency_ttl_ms: int
+    decodes: DecodeSlots  #: The process's turns at decoding an image.
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +77,8 @@ async def submit(ports: SubmitPorts, caller: Caller, body: object, idempotency_k
     if image_url is None:
         new = replace(order.new, ready=True)
     elif ports.own_files.is_own(image_url):
+        # Checking the image costs a decode: an account that cannot pay is refused before it.
+        await ports.gateway.read(credits.check_covers, ports.gateway.db, caller.account_id, order.new.price)
         new = await to_thread.run_sync(_with_own_input, ports, caller, image_url, order.new)
     else:
         new = order.new
@@ -151,7 +157,7 @@ def _with_own_input(ports: SubmitPorts, caller: Caller, image_url: str, new: New
     if data is None:
         return new
     try:
-        mime_type = check_image(data)
+        mime_type = ports.decodes.check_image(data)
     except InvalidInput as error:
         raise InvalidInput(f"input.image_url: {error.message}") from error
     input_key = layout.input_key(caller.account_id, new.id, mime_type)

@@ -1,10 +1,12 @@
 """The worker: claims tasks from the database and carries each one to its end.
 
-A worker process runs one intake thread (fetching and checking inputs, which waits on the
-network), ``generation_threads`` generation threads (which keep the CPU or GPU busy), a reaper
-that puts back tasks whose worker vanished, and a presence beat that `/readyz` reads. Every
-claimed task gets a heartbeat thread that renews its lease, records its progress and stops
-the engine within a frame when the task is canceled, times out, or its lease was lost.
+A worker process runs ``intake_threads`` intake threads (fetching and checking inputs, which
+waits on the network; one account's intakes take at most ``intakes_per_account`` of them, the
+account with the fewest first), ``generation_threads`` generation threads (which keep the
+CPU or GPU busy), a reaper that puts back tasks whose worker vanished, and a presence beat that
+`/readyz` reads. Every claimed task gets a heartbeat thread that renews its lease, records its
+progress and stops the engine within a frame when the task is canceled, times out, or its lease
+was lost.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from kinema.engines.base import Engine, GenerationResult
 from kinema.engines.routing import EngineRouter
 from kinema.files import retention
 from kinema.files.retention import RetentionPolicy, SweepReport
+from kinema.media.intake import DecodeSlots
 from kinema.net.fetcher import SafeFetcher
 from kinema.storage.base import BlobStore
 from kinema.storage.own import OwnFiles
@@ -44,6 +47,8 @@ from kinema.worker.signals import CancelSignals, Wakeup
 
 log = logging.getLogger("kinema.tasks")
 
+#: Images decoded at once by a worker built without the process's `DecodeSlots`.
+DEFAULT_DECODES_AT_ONCE: Final = 2
 #: Staging folders untouched this long belong to a crashed job, never to a running one.
 _STALE_STAGING_S: Final = 24 * 3600
 
@@ -51,6 +56,8 @@ _STALE_STAGING_S: Final = 24 * 3600
 @dataclass(frozen=True, slots=True)
 class WorkerOptions:
     generation_threads: int = 1
+    intake_threads: int = 4
+    intakes_per_account: int | None = 2  #: In flight at once, across every worker; None: no cap.
     lease_s: float = 30.0
     poll_s: float = 1.0
     max_running_per_account: int = 2
@@ -114,6 +121,7 @@ class Worker:
         metrics: WorkerMetrics | None = None,
         own_files: OwnFiles | None = None,
         on_finished: Callable[[], None] | None = None,
+        decodes: DecodeSlots | None = None,
     ) -> None:
         self.db = db
         self.engines = dict(engines)
@@ -129,7 +137,9 @@ class Worker:
         #: Called after a task ends, so its callback goes out without waiting for a poll.
         self.on_finished = on_finished or (lambda: None)
         self.id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
-        self._intake_ports = intake.IntakePorts(db, store, fetcher, own_files, clock)
+        self._intake_ports = intake.IntakePorts(
+            db, store, fetcher, own_files, clock, decodes or DecodeSlots(DEFAULT_DECODES_AT_ONCE)
+        )
         self._generate_ports = generate.GeneratePorts(db, store, self.engines, router, clock)
         self._stopping = threading.Event()
         self._degraded = ""
@@ -141,10 +151,9 @@ class Worker:
         self._announce()
         self._sweep_staging()
         loops: list[tuple[str, Callable[[], None]]] = [
-            ("intake", lambda: self._loop(Stage.INTAKE)),
-            ("reaper", self._reap_loop),
-            ("presence", self._presence_loop),
+            (f"intake-{n}", lambda: self._loop(Stage.INTAKE)) for n in range(self.options.intake_threads)
         ]
+        loops += [("reaper", self._reap_loop), ("presence", self._presence_loop)]
         if self.options.retention is not None:
             loops.append(("retention", self._sweep_loop))
         loops += [
@@ -156,10 +165,11 @@ class Worker:
             thread.start()
             self._threads.append(thread)
         log.info(
-            "worker %s started: engine %s, %d generation threads",
+            "worker %s started: engine %s, %d generation threads, %d intake threads",
             self.id,
             ", ".join(self.engines),
             self.options.generation_threads,
+            self.options.intake_threads,
         )
 
     def stop(self, timeout_s: float = 30.0) -> None:
@@ -187,6 +197,7 @@ class Worker:
             self.clock(),
             self.options.lease_ms,
             self.options.max_running_per_account,
+            self.options.intakes_per_account,
         )
         if claim is None:
             return False

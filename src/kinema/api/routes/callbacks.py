@@ -58,6 +58,7 @@ def callbacks(
 
 @router.post("/callbacks/redeliver", summary="Send a finished task's callback again")
 def redeliver(found: ServicesDep, who: CallerDep, body: TaskReference) -> dict[str, Any]:
+    found.limits.hit(found.limits.redeliver, "redeliver", who.account_id)
     with found.db.write() as connection:
         task = lifecycle.get_task(connection, body.taskId, who.account_id)
         if task is None:

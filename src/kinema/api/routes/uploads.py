@@ -77,15 +77,23 @@ async def _stream_upload(request: Request, found: ServicesDep, who: CallerDep) -
     return _answer(found, upload)
 
 
-def _url_upload(body: UrlUpload, found: ServicesDep, who: CallerDep) -> dict[str, Any]:
+async def _url_upload(body: UrlUpload, found: ServicesDep, who: CallerDep) -> dict[str, Any]:
+    # Everything that costs nothing comes first; the fetch runs off the request pool, a few
+    # at a time per account (`kinema.api.fetches`).
     _refuse_in_maintenance(found)
     uploads.clean_upload_path(body.uploadPath)  # refuse a bad path before fetching anything
+    await found.limits.hit_soon(found.limits.url_upload, "url-upload", who.account_id)
+    upload = await found.url_fetches.run(who.account_id, lambda: _fetch_and_save(found, who, body))
+    return _answer(found, upload)
+
+
+def _fetch_and_save(found: Services, who: Caller, body: UrlUpload) -> Upload:
     data = found.own_files.read(body.fileUrl, "fileUrl")
     if data is None:
         with SafeFetcher(found.fetch_policy) as fetcher:
             data = fetcher.get(body.fileUrl, field="fileUrl", max_bytes=found.upload_rules.max_bytes).data
     file_name = body.fileName or _name_from_url(body.fileUrl)
-    return _answer(found, _save(found, who, body.uploadPath, file_name, data))
+    return _save(found, who, body.uploadPath, file_name, data)
 
 
 def _base64_upload(body: Base64Upload, found: ServicesDep, who: CallerDep) -> dict[str, Any]:
