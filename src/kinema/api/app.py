@@ -23,6 +23,7 @@ from kinema.api.ratelimit import RateLimits
 from kinema.api.routes import (
     account,
     admin,
+    camera,
     docs,
     health,
     jobs,
@@ -128,6 +129,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, engine: Engin
         webhooks.router,
         account.router,
         models.router,
+        camera.router,
         health.router,
         samples.router,
         docs.router,
