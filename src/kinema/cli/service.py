@@ -44,10 +44,10 @@ def migrate() -> None:
 @app.command()
 def serve(
     host: Annotated[
-        str | None, typer.Option(help="Address to listen on [default: KINEMA_HOST or 127.0.0.1].")
+        str | None, typer.Option(help="Address to listen on \\[default: KINEMA_HOST or 127.0.0.1].")
     ] = None,
     port: Annotated[
-        int | None, typer.Option(help="Port to listen on [default: KINEMA_PORT or 8000].")
+        int | None, typer.Option(help="Port to listen on \\[default: KINEMA_PORT or 8000].")
     ] = None,
     workers: Annotated[
         int | None, typer.Option(help="In-process generation workers; 0 serves the API only.")
@@ -113,7 +113,9 @@ def bind_listener(host: str, port: int) -> socket.socket:
 
 @app.command()
 def worker(
-    threads: Annotated[int | None, typer.Option(help="Generation threads [default: KINEMA_WORKERS].")] = None,
+    threads: Annotated[
+        int | None, typer.Option(help="Generation threads \\[default: KINEMA_WORKERS].")
+    ] = None,
 ) -> None:
     """Run workers (and a callback deliverer) alone, against the same database as the API."""
     settings = load_settings(workers=threads)
