@@ -19,6 +19,7 @@ import kinema
 from kinema import runtime
 from kinema.api.envelope import install_error_handlers
 from kinema.api.files import files_router
+from kinema.api.openapi import install_openapi
 from kinema.api.ratelimit import RateLimits
 from kinema.api.routes import (
     account,
@@ -139,4 +140,5 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, engine: Engin
     if settings.admin_token is not None:
         app.include_router(admin.router)
     app.include_router(files_router(store, found.signer, lambda: clock() / 1000))
+    install_openapi(app, settings.public_url, catalog)
     return app
