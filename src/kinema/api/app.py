@@ -39,8 +39,9 @@ from kinema.api.services import Services
 from kinema.catalog import PriceTable, default_catalog
 from kinema.domain.clock import Clock, system_clock
 from kinema.engines.base import Engine
+from kinema.engines.camera_previews import CameraPreviews
 from kinema.settings import Settings
-from kinema.storage.own import OwnFiles
+from kinema.storage.own import OwnFiles, read_sample
 from kinema.store.writer import LoopWriter
 from kinema.worker.runner import Worker
 from kinema.worker.signals import CancelSignals, Wakeup
@@ -122,6 +123,9 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, engine: Engin
         redoc_url=None,
     )
     app.state.services = found
+    app.state.camera_previews = CameraPreviews(
+        settings.data_dir / "previews", read_sample("sample.jpg") or b""
+    )
     install_error_handlers(app, strict=settings.strict_http_status)
     jobs.add_hot_routes(app)
     for router in (
