@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -482,3 +483,27 @@ def test_each_camera_chip_previews_its_move(browser: Browser, served: Served, tm
         assert answer.content[8:12] == b"WEBP"
         assert len(answer.content) < 20_000
         assert client.get("/playground/camera/pan_sideways.webp").status_code == 404
+
+
+def test_the_script_is_es_modules_served_as_they_are(served: Served) -> None:
+    folder = Path(__file__).resolve().parents[2] / "src" / "kinema" / "api" / "playground"
+    with httpx.Client(base_url=served.base_url) as client:
+        page = client.get("/").text
+        assert '<script type="module" src="/playground/app.js?v=' in page
+        entry = client.get("/playground/app.js").text
+        imported = sorted(set(re.findall(r'from "\./([a-z]+\.js)"', entry)))
+        assert len(imported) >= 8, imported
+        for name in imported:
+            module = client.get(f"/playground/{name}")
+            assert module.status_code == 200, name
+            assert module.headers["content-type"] == "text/javascript; charset=utf-8"
+            assert module.headers["cache-control"] == "no-cache"  # revalidated: 304 while unchanged
+            assert module.content == (folder / name).read_bytes()  # as they are: no build step
+            assert (
+                client.get(
+                    f"/playground/{name}", headers={"If-None-Match": module.headers["etag"]}
+                ).status_code
+                == 304
+            )
+        for name in ("index.html", "../routes/playground.py", ".hidden.js", "nothing.js"):
+            assert client.get(f"/playground/{name}").status_code == 404, name
