@@ -51,6 +51,8 @@ def print_welcome(settings: Settings, db: Database, served: str) -> None:
         f"""
 Kinema is starting on {base}  (playground and API; API docs at {base}/docs)
 
+Open {base}/ in a browser to make a video there, or use the API as below.
+
 Your API key (kept in {settings.data_dir / KEY_FILE}; the playground asks for it once):
 {key}
 
