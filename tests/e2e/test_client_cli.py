@@ -158,6 +158,9 @@ def test_tasks_fit_80_columns_in_a_terminal_and_are_plain_columns_when_piped(
     assert "\n  422: input.image_url" in shown
     assert re.search(rf"^{canceled}  canceled\s+0 ", shown, re.MULTILINE), shown
 
+    status = kinema("status", canceled, env=env)
+    assert re.search(r"^state\s+canceled \(0%\)$", status.stdout, re.MULTILINE), status.stdout
+
     as_json = json.loads(kinema("tasks", "--json", env=env).stdout)
     assert [record["taskId"] for record in as_json] == [canceled, broken, made]
 

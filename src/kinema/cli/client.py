@@ -229,7 +229,11 @@ def status(
     if as_json:
         print(json.dumps(task.raw, indent=2, ensure_ascii=False), flush=True)
         return
-    rows = [("task", task.task_id), ("model", task.model), ("state", f"{task.state} ({task.progress}%)")]
+    rows = [
+        ("task", task.task_id),
+        ("model", task.model),
+        ("state", f"{_state_word(task)} ({task.progress}%)"),
+    ]
     if task.prompt:
         rows.append(("prompt", task.prompt))
     rows.append(("created", _when(task.create_time)))
@@ -239,6 +243,7 @@ def status(
     rows.append(("credits", str(task.credits_consumed)))
     if task.state == TaskState.FAIL:
         rows.append(("failure", f"{task.fail_code}: {task.fail_msg}"))
+
     if task.video_url:
         rows.append(("video", task.video_url))
     # Plain lines, unwrapped: the links stay whole for copying, and the output greps well.
