@@ -33,7 +33,8 @@ $(TEST_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet --constraint requirements.lock --editable '.[dev,diffusers]'
 	touch $(TEST_STAMP)
 
-## run: start the service on http://127.0.0.1:8000 with a local key and a ready example
+## run: start the service on http://127.0.0.1:8000 (KINEMA_PORT=... for another port) with a local
+## key and a ready example; the playground is at /
 run: install
 	$(BIN)/kinema serve --welcome
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,18 @@ from kinema.engines.motion.render import FrameRenderer, render_clip
 from kinema.media.encode import H264Writer
 from kinema.settings import Settings
 from kinema.store.database import Database
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Each reason for skipping once, with how many tests it skipped, instead of a line per test."""
+    reasons: Counter[str] = Counter()
+    for report in terminalreporter.stats.get("skipped", []):
+        if isinstance(report.longrepr, tuple):
+            reasons[str(report.longrepr[2]).removeprefix("Skipped: ")] += 1
+    if reasons:
+        terminalreporter.section("skipped, by reason", sep="-")
+        for reason, count in reasons.most_common():
+            terminalreporter.line(f"{count:>5}  {reason}")
 
 
 def textured_image(width: int, height: int, seed: int = 0) -> NDArray[np.uint8]:

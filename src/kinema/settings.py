@@ -25,7 +25,7 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")
     database_url: str = ""
     database_busy_timeout_seconds: Positive = 10.0
-    public_url: str = "http://127.0.0.1:8000"
+    public_url: str = ""  #: Unset: the address served, ``http://HOST:PORT`` (see `listening_url`).
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 8000
 
@@ -113,7 +113,7 @@ class Settings(BaseSettings):
     @field_validator("public_url")
     @classmethod
     def _no_trailing_slash(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
+        if value and not value.startswith(("http://", "https://")):
             raise ValueError("must be an absolute http or https URL")
         return value.rstrip("/")
 
@@ -157,9 +157,28 @@ class Settings(BaseSettings):
     def _database_in_data_dir(self) -> Settings:
         if not self.database_url:
             object.__setattr__(self, "database_url", f"sqlite:///{self.data_dir / 'kinema.db'}")
+        if not self.public_url:
+            object.__setattr__(self, "public_url", listening_url(self.host, self.port))
+            self.__pydantic_fields_set__.discard("public_url")
         return self
+
+    @property
+    def public_url_is_set(self) -> bool:
+        """Whether the public address was given (``KINEMA_PUBLIC_URL``) rather than derived."""
+        return "public_url" in self.model_fields_set
 
     @property
     def files_dir(self) -> Path:
         """Uploaded images and generated videos."""
         return self.data_dir / "files"
+
+
+def listening_url(host: str, port: int) -> str:
+    """The address a client on this machine reaches a server listening on `host`:`port` at.
+
+    A server on every interface (``0.0.0.0``, ``::``) is reached through the loopback.
+    """
+    reachable = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    if ":" in reachable:
+        reachable = f"[{reachable}]"
+    return f"http://{reachable}:{port}"

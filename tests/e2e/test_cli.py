@@ -101,3 +101,31 @@ def test_render_with_the_minimax_engine(tmp_path: Path) -> None:
         assert len(upstream.submissions) == 1
     with av.open(str(tmp_path / "g.mp4")) as container:
         assert container.streams.video[0].codec_context.name == "h264"
+
+
+def test_render_and_generate_warn_of_an_unknown_camera_command_first(tmp_path: Path) -> None:
+    (tmp_path / "notes.png").write_text("these are not pixels")
+    warning = "warning: [Pan lft] is not a camera command; did you mean [Pan left]?"
+    rendered = run("render", "notes.png", "--prompt", "[Pan lft] a harbour", cwd=tmp_path)
+    assert rendered.returncode == 1
+    assert rendered.stderr.splitlines()[:2] == [
+        warning,
+        "camera: Push in (the default: no camera command found)",
+    ]
+    env = dict(
+        os.environ, COLUMNS="120", NO_COLOR="1", KINEMA_BASE_URL="http://127.0.0.1:9", KINEMA_API_KEY="kn_x"
+    )
+    cv2.imwrite(str(tmp_path / "photo.png"), textured_image(400, 300))
+    generated = subprocess.run(
+        [str(KINEMA), "generate", "photo.png", "--prompt", "[Pan lft] a harbour"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert generated.returncode == 1
+    assert generated.stderr.splitlines()[0] == warning
+    assert generated.stderr.splitlines()[-1] == "error: cannot reach http://127.0.0.1:9: connection refused"
+    quiet = run("render", "notes.png", "--prompt", "[Pan left] a harbour", cwd=tmp_path)
+    assert "warning" not in quiet.stderr

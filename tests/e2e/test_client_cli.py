@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import re
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import av
+import httpx
 import pytest
-from tests.support.process import Served, kinema, serve, service_env
+from tests.support.api import Api, seed_body
+from tests.support.process import KINEMA, Served, kinema, serve, service_env
 
 
 @pytest.fixture
@@ -90,6 +94,81 @@ def test_generate_then_status_tasks_and_credits(
     added = kinema("credits", "add", key, "5", env=running.env)
     assert (added.returncode, added.stdout) == (0, "75\n"), added.stderr
     assert kinema("credits", env=env).stdout == "75\n"
+
+
+def in_terminal(*args: str, env: dict[str, str]) -> str:
+    """What `kinema ARGS` shows in a terminal (a pseudo-terminal), escape codes taken out."""
+    leader, follower = pty.openpty()
+    terminal = {"stdin": follower, "stdout": follower, "stderr": follower}
+    process = subprocess.Popen([str(KINEMA), *args], env=env, **terminal)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the command ended and closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    assert process.wait(60) == 0
+    text = b"".join(chunks).decode()
+    return re.sub(r"\x1b\[[0-9;]*m", "", text).replace("\r\n", "\n")
+
+
+def test_tasks_fit_80_columns_in_a_terminal_and_are_plain_columns_when_piped(
+    served: tuple[Served, str],
+) -> None:
+    running, key = served
+    with httpx.Client(base_url=running.base_url) as client:
+        api = Api(client, key)
+        plain = seed_body(f"{running.base_url}/samples/sample.jpg", prompt="[Pan left] a lake at dawn")
+        del plain["input"]["duration"], plain["input"]["resolution"], plain["callBackUrl"]
+        made = api.create(plain)
+        broken = api.create(seed_body("http://127.0.0.1:9/gone.jpg", prompt="gone"))
+        canceled = api.create(seed_body(f"{running.base_url}/samples/sample.jpg", prompt="never mind"))
+        assert api.post("/api/v1/jobs/cancel", {"taskId": canceled})["code"] == 200
+        api.wait_state(made, "success", timeout_s=120)
+        api.wait_state(broken, "fail")
+    env = client_env(running.base_url, key) | {"COLUMNS": "80"}
+
+    piped = kinema("tasks", env=env)
+    assert piped.returncode == 0, piped.stderr
+    header, *lines = piped.stdout.splitlines()
+    assert header.split("\t") == [
+        *("task_id", "state", "progress", "credits", "created_utc"),
+        *("took_s", "model", "settings", "note"),
+    ]
+    rows = {fields[0]: fields for fields in (line.split("\t") for line in lines)}
+    assert set(rows) == {made, broken, canceled}
+    assert rows[made][1:4] == ["success", "100%", "30"]
+    assert rows[made][6:] == ["hailuo/2-3-image-to-video-standard", "6 s 768P", "[Pan left] a lake at dawn"]
+    assert rows[broken][1] == "fail"
+    assert rows[broken][8].startswith("422: input.image_url"), rows[broken]
+    assert rows[canceled][1] == "canceled"
+    assert rows[canceled][3] == "0"
+
+    shown = in_terminal("tasks", env=env)
+    assert all(len(line) <= 80 for line in shown.splitlines()), shown
+    assert re.search(rf"^{made}  success\s+30  \d{{4}}-\d\d-\d\d \d\d:\d\d$", shown, re.MULTILINE), shown
+    assert "  hailuo/2-3-image-to-video-standard · 6 s · 768P · made in " in shown
+    assert "\n  [Pan left] a lake at dawn\n" in shown
+    assert re.search(rf"^{broken}  fail\s+0 ", shown, re.MULTILINE), shown
+    assert "\n  422: input.image_url" in shown
+    assert re.search(rf"^{canceled}  canceled\s+0 ", shown, re.MULTILINE), shown
+
+    status = kinema("status", canceled, env=env)
+    assert re.search(r"^state\s+canceled \(0%\)$", status.stdout, re.MULTILINE), status.stdout
+
+    as_json = json.loads(kinema("tasks", "--json", env=env).stdout)
+    assert [record["taskId"] for record in as_json] == [canceled, broken, made]
+
+
+def test_credits_in_a_terminal_say_the_balance_once(served: tuple[Served, str]) -> None:
+    running, key = served
+    shown = in_terminal("credits", env=client_env(running.base_url, key))
+    assert shown == f"100 credits at {running.base_url}\n"
 
 
 def test_a_refused_key_is_one_clear_line(

@@ -46,6 +46,7 @@ def test_docs_load_with_no_request_leaving_the_machine(base_url: str) -> None:
             page.goto(base_url + "/docs")
             expect(page.locator(".swagger-ui .info .title")).to_contain_text("Kinema")
             expect(page.locator(".swagger-ui")).to_contain_text("/api/v1/jobs/createTask")
+            expect(page.get_by_role("button", name="Authorize")).to_be_visible()
             page.wait_for_load_state("networkidle")
         finally:
             browser.close()

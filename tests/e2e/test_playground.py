@@ -7,7 +7,12 @@ never downloads a browser of its own.
 from __future__ import annotations
 
 import gc
+import json
+import os
+import re
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -260,3 +265,245 @@ def test_the_page_and_its_assets_are_served_with_types_and_caching(served: Serve
             assert asset.headers["cache-control"] == "public, max-age=31536000, immutable"
             assert client.get(f"/playground/{name}").headers["cache-control"] == "no-cache"
         assert client.get("/playground/index.html").status_code == 404
+
+
+# The first hour: the result in view, camera commands said back, code that runs, runs kept.
+
+#: Watches, on every frame from the press of Generate until the video plays, that the result
+#: card's state badge is wholly inside the window.
+WATCH_RESULT = """() => {
+    const watch = { frames: 0, outside: [], playing: false };
+    window.resultWatch = watch;
+    const card = document.querySelector("#result");
+    const badge = document.querySelector("#task-state");
+    document.querySelector("#video").addEventListener("playing", () => { watch.playing = true; });
+    document.querySelector("#submit").addEventListener("click", () => {
+        const tick = () => {
+            const box = badge.getBoundingClientRect();
+            const shown = !document.querySelector("#task-view").hidden;
+            watch.frames += 1;
+            if (!shown || box.top < 0 || box.bottom > window.innerHeight) {
+                const top = card.getBoundingClientRect().top;
+                watch.outside.push({ shown, top: box.top, bottom: box.bottom, card: top });
+            }
+            if (!watch.playing) requestAnimationFrame(tick);
+        };
+        requestAnimationFrame(tick);
+    }, { capture: true });
+}"""
+
+
+@pytest.mark.parametrize(("width", "height"), [(1366, 768), (390, 844)])
+def test_the_result_stays_in_view_from_generate_until_the_video_plays(
+    browser: Browser, served: Served, tmp_path: Path, width: int, height: int
+) -> None:
+    page = new_page(browser, width, height)
+    page.goto(served.base_url + "/")
+    save_key(page, served.key)
+    page.get_by_role("button", name="Try an example").click()
+    expect(page.locator("#image-status")).to_contain_text("uploaded")
+    expect(page.get_by_label("Prompt")).to_have_value(
+        "[Push in, Pan right] A mountain lake at sunset, mist over the water"
+    )
+    expect(page.locator("#camera-plan")).to_have_text("Camera: Push in + Pan right")
+    page.evaluate(WATCH_RESULT)
+
+    submit = page.get_by_role("button", name="Generate video")
+    submit.scroll_into_view_if_needed()
+    submit.click()
+    page.wait_for_function("() => window.resultWatch.playing", timeout=GENERATION_TIMEOUT_MS)
+    watch = page.evaluate("window.resultWatch")
+    assert watch["frames"] > 0
+    assert watch["outside"] == [], watch["outside"][:5]
+
+    video = page.locator("#video")
+    assert page.evaluate(
+        "(() => { const v = document.querySelector('#video'); return [v.muted, v.loop] })()"
+    ) == [
+        True,
+        True,
+    ]
+    expect(video).to_be_in_viewport(ratio=1)
+    expect(page.locator("#task-state")).to_have_text("success")
+    expect(page.locator("#task-prompt")).to_have_text(
+        "[Push in, Pan right] A mountain lake at sunset, mist over the water"
+    )
+    page.screenshot(path=tmp_path / f"result-{width}x{height}.png")
+
+
+def test_an_unknown_camera_command_is_flagged_before_anything_is_sent(
+    browser: Browser, served: Served
+) -> None:
+    page = new_page(browser)
+    created: list[str] = []
+    page.on("request", lambda request: created.append(request.url) if "/createTask" in request.url else None)
+    page.goto(served.base_url + "/")
+    save_key(page, served.key)
+    page.get_by_role("button", name="Use the sample image").click()
+    expect(page.locator("#image-status")).to_contain_text("uploaded")
+    prompt = page.get_by_label("Prompt")
+    prompt.fill("[Pan lft] a harbour at dawn")
+
+    warnings = page.locator("#camera-warnings")
+    expect(warnings).to_contain_text("[Pan lft] is not a camera command; did you mean [Pan left]?")
+    expect(page.locator("#camera-plan")).to_have_text(
+        "Camera: Push in (the default: no camera command found)"
+    )
+    page.get_by_role("button", name="Generate video").click()
+    expect(page.locator("#form-error")).to_contain_text(
+        "[Pan lft] is not a camera command, so the camera will not do what it says."
+    )
+    assert created == []
+
+    page.get_by_role("button", name="Use [Pan left]").click()
+    expect(prompt).to_have_value("[Pan left] a harbour at dawn")
+    expect(warnings).to_be_hidden()
+    expect(page.locator("#camera-plan")).to_have_text("Camera: Pan left")
+    assert created == []
+
+
+def _code(page: Page, language: str) -> str:
+    page.get_by_role("tab", name=language).click()
+    expect(page.get_by_role("tab", name=language)).to_have_attribute("aria-selected", "true")
+    return page.locator("#code-text").inner_text()
+
+
+def test_copy_as_code_gives_requests_that_work_when_run(
+    browser: Browser, served: Served, tmp_path: Path
+) -> None:
+    page = new_page(browser)
+    page.goto(served.base_url + "/")
+    save_key(page, served.key)
+    page.get_by_role("button", name="Use the sample image").click()
+    expect(page.locator("#image-status")).to_contain_text("uploaded")
+    page.get_by_label("Prompt").fill("[Tilt up] a copied request")
+    page.get_by_role("radio", name="10 s").check()
+    page.locator("#code-panel summary").click()
+    expect(page.locator("#code-text")).to_contain_text('"duration":"10"')
+
+    snippets = {language: _code(page, language) for language in ("curl", "Python", "JavaScript")}
+    for text in snippets.values():
+        assert served.key not in text
+        assert "KINEMA_API_KEY" in text
+    env = dict(os.environ, KINEMA_API_KEY=served.key)
+
+    curl = subprocess.run(
+        ["bash", "-c", snippets["curl"]], env=env, capture_output=True, text=True, timeout=60, check=True
+    )
+    answer = json.loads(curl.stdout)
+    assert answer["code"] == 200, answer
+    with httpx.Client(base_url=served.base_url) as client:
+        api = Api(client, served.key)
+        record = api.wait_state(
+            answer["data"]["taskId"], "success", "fail", timeout_s=GENERATION_TIMEOUT_MS / 1000
+        )
+    assert record["state"] == "success", record
+    assert json.loads(record["param"])["input"] == {
+        "prompt": "[Tilt up] a copied request",
+        "image_url": json.loads(record["param"])["input"]["image_url"],
+        "duration": "10",
+        "resolution": "768P",
+    }
+    assert record["creditsConsumed"] == 50
+
+    python = subprocess.run(
+        [sys.executable, "-c", snippets["Python"]],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=GENERATION_TIMEOUT_MS / 1000,
+        check=False,
+    )
+    assert python.returncode == 0, python.stderr
+    written = Path(python.stdout.strip())
+    assert (tmp_path / written).read_bytes()[4:8] == b"ftyp"
+
+    node = shutil.which("node")
+    if node is None:
+        return  # the curl and Python snippets ran; JavaScript needs Node.js 18 or later
+    (tmp_path / "kinema.mjs").write_text(snippets["JavaScript"])
+    ran = subprocess.run(
+        [node, "kinema.mjs"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=180, check=False
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.strip().startswith(served.base_url + "/files/")
+
+
+def test_recent_runs_keep_their_settings_and_run_again(browser: Browser, served: Served) -> None:
+    with httpx.Client(base_url=served.base_url) as client:
+        api = Api(client, served.key)
+        plain = seed_body(f"{served.base_url}/samples/sample.jpg", prompt="[Truck left] a plain request")
+        del plain["input"]["duration"], plain["input"]["resolution"], plain["callBackUrl"]
+        done = api.create(plain)
+        stopped = api.create(seed_body(f"{served.base_url}/samples/sample.jpg", prompt="stopped"))
+        assert api.post("/api/v1/jobs/cancel", {"taskId": stopped})["code"] == 200
+        api.wait_state(done, "success", timeout_s=GENERATION_TIMEOUT_MS / 1000)
+
+    page = new_page(browser)
+    page.goto(served.base_url + "/")
+    save_key(page, served.key)
+    row = page.locator(f'#recent-list .task-item[data-task-id="{done}"]')
+    expect(row).to_contain_text("6 s · 768P")
+    canceled = page.locator(f'#recent-list .task-item[data-task-id="{stopped}"] .badge')
+    expect(canceled).to_have_text("canceled")
+    expect(canceled).to_have_class("badge canceled")
+
+    page.get_by_label("Prompt").fill("another prompt in the form")
+    row.click()
+    expect(page.locator("#task-prompt")).to_have_text("[Truck left] a plain request")
+    expect(page.locator("#task-image")).to_be_visible()
+    page.wait_for_function("() => !document.querySelector('#video').paused")  # plays on its own, muted
+    page.get_by_role("button", name="Use these settings again").click()
+    expect(page.get_by_label("Prompt")).to_have_value("[Truck left] a plain request")
+    expect(page.get_by_role("radio", name="6 s")).to_be_checked()
+    expect(page.locator("#image-status")).to_contain_text("the task's own image")
+
+    page.locator(f'#recent-list .task-item[data-task-id="{stopped}"]').click()
+    expect(page.locator("#task-state")).to_have_text("canceled")
+    expect(page.locator("#task-error")).to_contain_text("Canceled (499)")
+
+
+def test_each_camera_chip_previews_its_move(browser: Browser, served: Served, tmp_path: Path) -> None:
+    page = new_page(browser)
+    page.goto(served.base_url + "/")
+    chip = page.get_by_role("button", name="Insert [Pan left]")
+    chip.hover()
+    preview = page.locator("#chip-preview")
+    expect(preview).to_be_visible()
+    expect(preview).to_contain_text("Pan left")
+    page.wait_for_function("() => document.querySelector('#chip-preview-image').naturalWidth === 160")
+    page.get_by_role("button", name="Insert [Zoom in]").focus()
+    expect(page.locator("#chip-preview-image")).to_have_attribute("src", "/playground/camera/zoom_in.webp")
+    with httpx.Client(base_url=served.base_url) as client:
+        answer = client.get("/playground/camera/pan_left.webp")
+        assert answer.status_code == 200
+        assert answer.headers["content-type"] == "image/webp"
+        assert answer.content[:4] == b"RIFF"
+        assert answer.content[8:12] == b"WEBP"
+        assert len(answer.content) < 20_000
+        assert client.get("/playground/camera/pan_sideways.webp").status_code == 404
+
+
+def test_the_script_is_es_modules_served_as_they_are(served: Served) -> None:
+    folder = Path(__file__).resolve().parents[2] / "src" / "kinema" / "api" / "playground"
+    with httpx.Client(base_url=served.base_url) as client:
+        page = client.get("/").text
+        assert '<script type="module" src="/playground/app.js?v=' in page
+        entry = client.get("/playground/app.js").text
+        imported = sorted(set(re.findall(r'from "\./([a-z]+\.js)"', entry)))
+        assert len(imported) >= 8, imported
+        for name in imported:
+            module = client.get(f"/playground/{name}")
+            assert module.status_code == 200, name
+            assert module.headers["content-type"] == "text/javascript; charset=utf-8"
+            assert module.headers["cache-control"] == "no-cache"  # revalidated: 304 while unchanged
+            assert module.content == (folder / name).read_bytes()  # as they are: no build step
+            assert (
+                client.get(
+                    f"/playground/{name}", headers={"If-None-Match": module.headers["etag"]}
+                ).status_code
+                == 304
+            )
+        for name in ("index.html", "../routes/playground.py", ".hidden.js", "nothing.js"):
+            assert client.get(f"/playground/{name}").status_code == 404, name

@@ -4,8 +4,10 @@ example of docs/motion-engine.md."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -150,3 +152,38 @@ def test_callback_receiver_example(tmp_path: Path, database_url: str) -> None:
     assert verify(request.body, request.headers)["data"]["taskId"] == task_id  # type: ignore[operator]
     with pytest.raises(WebhookVerificationError):
         verify(request.body.replace(b"success", b"failure"), request.headers)  # type: ignore[operator]
+
+
+def test_command_line_example(served: tuple[Served, str], tmp_path: Path, sample_jpeg: bytes) -> None:
+    """The README's shell session, from a folder laid out as after `make run`."""
+    running, key = served
+    block = next(block for block in _blocks(README, "sh") if "kinema generate" in block)
+    project = tmp_path / "project"
+    (project / "data").mkdir(parents=True)
+    (project / "data" / "local-key.txt").write_text(key + "\n")
+    (project / "photo.jpg").write_bytes(sample_jpeg)
+    (project / ".venv").symlink_to(Path(sys.executable).parents[1])
+    env = {name: value for name, value in os.environ.items() if not name.startswith("KINEMA_")}
+    script = block.replace(DEFAULT_BASE, running.base_url)
+    first, rest = script.split("kinema status", 1)
+    made = subprocess.run(
+        ["bash", "-ec", first],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert made.returncode == 0, made.stderr
+    task_id = re.search(r"^task ([0-9a-f]{32})$", made.stderr, flags=re.MULTILINE)
+    assert task_id is not None, made.stderr
+    assert (project / "harbour.mp4").read_bytes()[4:8] == b"ftyp"
+    rest = first.split("kinema generate", 1)[0] + "kinema status" + rest.replace("5f0c...", task_id[1])
+    shown = subprocess.run(
+        ["bash", "-ec", rest], cwd=project, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert re.search(r"^state\s+success \(100%\)$", shown.stdout, flags=re.MULTILINE), shown.stdout
+    assert f"{task_id[1]}\tsuccess\t100%\t30\t" in shown.stdout
+    assert shown.stdout.endswith("\n70\n")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import subprocess
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from tests.support.api import Api, seed_body
 from tests.support.http import ImageHost
 from tests.support.live import free_port
 from tests.support.polling import wait_for
-from tests.support.process import KINEMA, kinema, serve, service_env
+from tests.support.process import KINEMA, Served, kinema, serve, service_env
 
 
 def test_welcome_prints_a_key_and_an_example_that_works_as_pasted(tmp_path: Path, database_url: str) -> None:
@@ -38,6 +39,78 @@ def test_welcome_prints_a_key_and_an_example_that_works_as_pasted(tmp_path: Path
     with serve(data_dir, database_url, "--welcome") as served:
         wait_for(lambda: "Then poll it" in served.output(), 30, "the welcome")
         assert served.output().count(key.group(1)) >= 4
+
+
+def test_make_run_on_another_port_gives_results_whose_links_work(tmp_path: Path, database_url: str) -> None:
+    """`KINEMA_PORT=... make run` with no KINEMA_PUBLIC_URL: every printed and returned link
+    names the port served, so the result downloads."""
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    port = free_port()
+    env = service_env(data_dir, database_url, port)
+    del env["KINEMA_PUBLIC_URL"]
+    served = Served(["--welcome"], env, data_dir / "serve.log")
+    try:
+        served.wait_ready()
+        wait_for(lambda: "Then poll it" in served.output(), 30, "the welcome")
+        printed = served.output()
+        assert f"Kinema is starting on http://127.0.0.1:{port}" in printed
+        assert ":8000" not in printed
+        create = printed.split("Create a task:\n", 1)[1].split("\n\n", 1)[0]
+        answer = json.loads(_bash(create))
+        assert answer["code"] == 200, answer
+        poll = printed.split("Then poll it with the taskId it answers:\n", 1)[1].split("\n", 1)[0]
+        poll = poll.replace("TASK_ID", answer["data"]["taskId"])
+
+        def finished() -> dict[str, object] | None:
+            record = json.loads(_bash(poll))["data"]
+            return record if record["state"] in ("success", "fail") else None
+
+        record = wait_for(finished, 120, "the task to finish")
+        assert record["state"] == "success", record
+        assert isinstance(record["resultJson"], str)
+        video_url = json.loads(record["resultJson"])["resultUrls"][0]
+        assert video_url.startswith(f"http://127.0.0.1:{port}/files/")
+        video = httpx.get(video_url, timeout=30)
+        assert video.status_code == 200
+        assert video.headers["content-type"] == "video/mp4"
+        assert video.content[4:8] == b"ftyp"
+        assert "warning" not in printed
+    finally:
+        served.stop()
+
+
+def test_a_public_url_other_than_the_address_served_is_reported(tmp_path: Path, database_url: str) -> None:
+    port = free_port()
+    elsewhere = "http://127.0.0.1:8000"
+    with serve(tmp_path / "data", database_url, port=port, KINEMA_PUBLIC_URL=elsewhere) as served:
+        wait_for(lambda: "warning:" in served.output(), 30, "the warning")
+        assert (
+            f"result links start with KINEMA_PUBLIC_URL=http://127.0.0.1:8000, while this server listens "
+            f"on http://127.0.0.1:{port}"
+        ) in " ".join(served.output().split())
+
+
+def test_a_busy_port_is_one_clear_line_before_anything_else(tmp_path: Path, database_url: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = service_env(tmp_path / "data", database_url, port)
+        (tmp_path / "data").mkdir()
+        busy = kinema("serve", "--welcome", env=env)
+    assert busy.returncode == 1
+    assert busy.stdout == ""
+    assert " ".join(busy.stderr.split()) == (
+        f"error: port {port} on 127.0.0.1 is already in use: stop what uses it, or choose another port "
+        f"with --port or KINEMA_PORT (for example KINEMA_PORT={port + 1} make run)"
+    )
+    assert not (tmp_path / "data" / "local-key.txt").exists()
+
+
+def _bash(command: str) -> str:
+    ran = subprocess.run(["bash", "-c", command], capture_output=True, text=True, check=True, timeout=60)
+    return ran.stdout
 
 
 def test_keys_and_credits_commands(tmp_path: Path, database_url: str) -> None:

@@ -75,7 +75,8 @@ def test_a_task_runs_to_success_through_minimax(
         downloaded = service.client.get(f"{link.path}?{link.query}")
         assert downloaded.status_code == 200
         assert downloaded.content == fake.video
-        first = urlsplit(result["firstFrameUrl"])
+        assert set(result) == {"resultUrls"}
+        first = urlsplit(record["firstFrameUrl"])
         assert service.client.get(f"{first.path}?{first.query}").headers["content-type"] == "image/jpeg"
         (submission,) = fake.submissions
         assert submission.body is not None

@@ -69,12 +69,40 @@ def test_generation_time_is_measured(
 
 def test_the_schema_documents_the_published_routes(make_settings: MakeSettings) -> None:
     with running_app(make_settings(workers=0)) as service:
-        paths = service.client.get("/openapi.json").json()["paths"]
+        document = service.client.get("/openapi.json").json()
+    paths = document["paths"]
+    # The key is the Bearer scheme (Authorize in /docs), not a plain header parameter.
+    assert document["components"]["securitySchemes"]["BearerAuth"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "Your API key: `kinema keys create`, or the one `make run` printed.",
+    }
     create = paths["/api/v1/jobs/createTask"]["post"]
-    assert {p["name"] for p in create["parameters"]} == {"authorization", "Idempotency-Key"}
+    assert {p["name"] for p in create["parameters"]} == {"Idempotency-Key"}
+    assert create["security"] == [{"BearerAuth": []}]
     assert "application/json" in create["requestBody"]["content"]
     poll = paths["/api/v1/jobs/recordInfo"]["get"]
-    assert {(p["name"], p["in"], p["required"]) for p in poll["parameters"]} == {
-        ("taskId", "query", True),
-        ("authorization", "header", False),
-    }
+    assert {(p["name"], p["in"], p["required"]) for p in poll["parameters"]} == {("taskId", "query", True)}
+    assert poll["security"] == [{"BearerAuth": []}]
+
+
+def test_every_route_has_examples_and_the_create_task_example_works(make_settings: MakeSettings) -> None:
+    with running_app(make_settings(workers=0, admin_token="a" * 20)) as service:
+        document = service.client.get("/openapi.json").json()
+        create = document["paths"]["/api/v1/jobs/createTask"]["post"]
+        example = create["requestBody"]["content"]["application/json"]["example"]
+        answer = service.api.post("/api/v1/jobs/createTask", example)
+        assert answer["code"] == 200, answer
+    assert example["input"]["prompt"].startswith("Two armored medieval knights clash")
+    assert example["input"]["image_url"] == f"{service.settings.public_url}/samples/sample.jpg"
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            answers = operation["responses"]["200"]["content"]
+            assert any("example" in media for media in answers.values()), (method, path)
+            for media in operation.get("requestBody", {}).get("content", {}).values():
+                assert "example" in media, (method, path)
+            if path.startswith("/api/v1/admin"):
+                assert operation["security"] == [{"AdminToken": []}], path
+            elif path not in ("/api/v1/models", "/api/v1/kinema/camera-plan", "/healthz", "/readyz"):
+                assert operation["security"] == [{"BearerAuth": []}], path
+                assert all(p["name"].lower() != "authorization" for p in operation.get("parameters", []))

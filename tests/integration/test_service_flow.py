@@ -43,7 +43,12 @@ def test_seed_request_runs_to_success(
         result = json.loads(record["resultJson"])
         video_url = result["resultUrls"][0]
         assert video_url.startswith(service.settings.public_url + "/files/")
-        assert set(result) == {"resultUrls", "firstFrameUrl", "lastFrameUrl"}
+        # resultJson holds what the published service's does; the stills are fields of their own.
+        assert set(result) == {"resultUrls"}
+        for still in (record["firstFrameUrl"], record["lastFrameUrl"]):
+            assert still.startswith(service.settings.public_url + "/files/")
+            part = urlsplit(still)
+            assert service.client.get(f"{part.path}?{part.query}").headers["content-type"] == "image/jpeg"
         link = urlsplit(video_url)
         downloaded = service.client.get(f"{link.path}?{link.query}")
         assert downloaded.status_code == 200

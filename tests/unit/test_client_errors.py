@@ -80,13 +80,9 @@ def record(state: str, progress: int = 0, **fields: Any) -> dict[str, Any]:
 SUCCESS = record(
     "success",
     100,
-    resultJson=json.dumps(
-        {
-            "resultUrls": [f"{BASE}/files/video.mp4?sig=1"],
-            "firstFrameUrl": f"{BASE}/files/first.jpg",
-            "lastFrameUrl": f"{BASE}/files/last.jpg",
-        }
-    ),
+    resultJson=json.dumps({"resultUrls": [f"{BASE}/files/video.mp4?sig=1"]}),
+    firstFrameUrl=f"{BASE}/files/first.jpg",
+    lastFrameUrl=f"{BASE}/files/last.jpg",
     costTime=2150,
     creditsConsumed=30,
 )

@@ -20,11 +20,13 @@ from kinema import runtime
 from kinema.api.envelope import install_error_handlers
 from kinema.api.fetches import UrlFetches
 from kinema.api.files import files_router
+from kinema.api.openapi import install_openapi
 from kinema.api.ratelimit import RateLimits
 from kinema.api.routes import (
     account,
     admin,
     callbacks,
+    camera,
     docs,
     health,
     jobs,
@@ -40,9 +42,10 @@ from kinema.api.services import Services
 from kinema.catalog import PriceTable, default_catalog
 from kinema.domain.clock import Clock, system_clock
 from kinema.engines.base import Engine
+from kinema.engines.camera_previews import CameraPreviews
 from kinema.media.intake import DecodeSlots
 from kinema.settings import Settings
-from kinema.storage.own import OwnFiles
+from kinema.storage.own import OwnFiles, read_sample
 from kinema.store.gateway import Gateway
 from kinema.worker.runner import Worker
 from kinema.worker.signals import CancelSignals, Wakeup
@@ -137,6 +140,9 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, engine: Engin
         redoc_url=None,
     )
     app.state.services = found
+    app.state.camera_previews = CameraPreviews(
+        settings.data_dir / "previews", read_sample("sample.jpg") or b""
+    )
     install_error_handlers(app, strict=settings.strict_http_status)
     jobs.add_hot_routes(app)
     for router in (
@@ -147,6 +153,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, engine: Engin
         webhooks.router,
         account.router,
         models.router,
+        camera.router,
         health.router,
         samples.router,
         docs.router,
@@ -156,4 +163,5 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, engine: Engin
     if settings.admin_token is not None:
         app.include_router(admin.router)
     app.include_router(files_router(store, found.signer, lambda: clock() / 1000))
+    install_openapi(app, settings.public_url, catalog)
     return app

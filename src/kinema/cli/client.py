@@ -19,9 +19,9 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from kinema.cli.app import app, console
+from kinema.catalog import default_catalog
+from kinema.cli.app import app, console, warn_about_camera
 from kinema.client import (
     DEFAULT_BASE_URL,
     DEFAULT_MODEL,
@@ -147,6 +147,7 @@ def generate(
     local = None if is_url(image) else Path(image)
     if local is not None and not local.is_file():
         _fail(f"no such file: {image}")
+    warn_about_camera(prompt)  # before anything is spent
     with connected(base_url, api_key) as client:
         image_url = image
         if local is not None:
@@ -228,7 +229,11 @@ def status(
     if as_json:
         print(json.dumps(task.raw, indent=2, ensure_ascii=False), flush=True)
         return
-    rows = [("task", task.task_id), ("model", task.model), ("state", f"{task.state} ({task.progress}%)")]
+    rows = [
+        ("task", task.task_id),
+        ("model", task.model),
+        ("state", f"{_state_word(task)} ({task.progress}%)"),
+    ]
     if task.prompt:
         rows.append(("prompt", task.prompt))
     rows.append(("created", _when(task.create_time)))
@@ -238,6 +243,7 @@ def status(
     rows.append(("credits", str(task.credits_consumed)))
     if task.state == TaskState.FAIL:
         rows.append(("failure", f"{task.fail_code}: {task.fail_msg}"))
+
     if task.video_url:
         rows.append(("video", task.video_url))
     # Plain lines, unwrapped: the links stay whole for copying, and the output greps well.
@@ -248,42 +254,122 @@ def status(
 def list_tasks(
     state: Annotated[TaskState | None, typer.Option(help="Only tasks in this state.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000, help="How many, newest first.")] = 20,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the raw recordInfo data of each, as a JSON array.")
+    ] = False,
     base_url: BaseUrlOption = DEFAULT_BASE_URL,
     api_key: ApiKeyOption = None,
 ) -> None:
-    """Your recent tasks, newest first."""
+    """Your recent tasks, newest first: state, credits, settings, and the prompt or the failure.
+
+    In a terminal, two or three lines a task, to fit any width; piped, one line a task of
+    tab-separated columns under a header, the same whatever the width.
+    """
     with connected(base_url, api_key) as client:
         found = list(client.iter_tasks(state=state.value if state else None, limit=limit))
+    if as_json:
+        print(json.dumps([task.raw for task in found], indent=2, ensure_ascii=False), flush=True)
+        return
     if not found:
         console.print("no tasks" + (f" in state {state.value}" if state else ""), highlight=False)
         return
-    table = Table()
-    table.add_column("task id", no_wrap=True, min_width=32)  # whole, for `kinema status`
-    table.add_column("state", no_wrap=True)
-    table.add_column("progress", justify="right", no_wrap=True)
-    table.add_column("model", overflow="fold")
-    table.add_column("created (UTC)", no_wrap=True)
-    table.add_column("took", justify="right", no_wrap=True)
-    table.add_column("credits", justify="right", no_wrap=True)
+    if results.is_terminal:
+        _print_task_blocks(found)
+    else:
+        _print_task_columns(found)
+
+
+#: The columns `kinema tasks` prints when piped, in order.
+TASK_COLUMNS = (
+    *("task_id", "state", "progress", "credits", "created_utc"),
+    *("took_s", "model", "settings", "note"),
+)
+
+
+def _print_task_columns(found: list[Task]) -> None:
+    lines = ["\t".join(TASK_COLUMNS)]
     for task in found:
-        table.add_row(
+        row = (
             task.task_id,
-            str(task.state),
+            _state_word(task),
             f"{task.progress}%",
-            task.model,
-            _when(task.create_time, "%Y-%m-%d %H:%M"),
-            f"{task.cost_time_ms / 1000:.1f} s" if task.cost_time_ms else "",
             str(task.credits_consumed),
+            _when(task.create_time, "%Y-%m-%dT%H:%M:%SZ"),
+            f"{task.cost_time_ms / 1000:.1f}" if task.cost_time_ms else "",
+            task.model,
+            " ".join(_settings(task)),
+            _note(task),
         )
-    results.print(table)
+        lines.append("\t".join(" ".join(value.split()) for value in row))  # no tab or newline inside
+    print("\n".join(lines), flush=True)
+
+
+def _print_task_blocks(found: list[Task]) -> None:
+    """Each task as a line of facts, then its model and settings, then its prompt or failure."""
+    width = max(40, results.width)
+    header = f"{'TASK ID':<32}  {'STATE':<15} {'CREDITS':>7}  CREATED (UTC)"
+    results.print(header[:width], style="bold", highlight=False, soft_wrap=True)
+    colours = {"success": "green", "fail": "red", "canceled": "default"}
+    for task in found:
+        state = _state_word(task) + (f" {task.progress}%" if not task.is_finished else "")
+        created = _when(task.create_time, "%Y-%m-%d %H:%M")
+        facts = f"{state:<15} {task.credits_consumed:>7}  {created}"
+        colour = colours.get(_state_word(task), "yellow")
+        results.print(f"{task.task_id}  [{colour}]{escape(facts)}[/]", highlight=False, soft_wrap=True)
+        took = [f"made in {task.cost_time_ms / 1000:.1f} s"] if task.cost_time_ms else []
+        results.print(
+            escape(_clip("  " + " · ".join([task.model, *_settings(task), *took]), width)),
+            style="dim",
+            highlight=False,
+            soft_wrap=True,
+        )
+        note = _note(task)
+        if note:
+            style = "red" if task.state == TaskState.FAIL and task.fail_code != "499" else ""
+            results.print(escape(_clip("  " + note, width)), style=style, highlight=False, soft_wrap=True)
+
+
+def _state_word(task: Task) -> str:
+    """The state, with a canceled task (failCode 499) called so rather than failed."""
+    return "canceled" if task.state == TaskState.FAIL and task.fail_code == "499" else str(task.state)
+
+
+def _settings(task: Task) -> list[str]:
+    """Duration and resolution as asked, or the model's defaults where the request left them out."""
+    task_input = task.param.get("input")
+    given = task_input if isinstance(task_input, dict) else {}
+    model = default_catalog().get(task.model)
+    parts = []
+    for name, unit in (("duration", " s"), ("resolution", "")):
+        spec = model.field(name) if model is not None else None
+        value = given.get(name, spec.default if spec is not None else None)
+        if value is not None and value != "":
+            parts.append(f"{value}{unit}")
+    return parts
+
+
+def _note(task: Task) -> str:
+    """The failure's reason for a failed task, else the prompt."""
+    if task.state == TaskState.FAIL:
+        return f"{task.fail_code}: {task.fail_msg}" if task.fail_code else task.fail_msg
+    return " ".join((task.prompt or "").split())
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "\N{HORIZONTAL ELLIPSIS}"
 
 
 def show_balance(base_url: str, api_key: str | None) -> None:
-    """`kinema credits` without a subcommand: the balance, through the API."""
+    """`kinema credits` without a subcommand: the balance, through the API.
+
+    A terminal gets one sentence; a pipe gets the bare number, for scripts.
+    """
     with connected(base_url, api_key) as client:
         balance = client.credits()
-    console.print(f"{balance} credits at {client.base_url}", highlight=False)
-    print(balance, flush=True)
+    if results.is_terminal:
+        results.print(f"{balance} credits at {client.base_url}", highlight=False)
+    else:
+        print(balance, flush=True)
 
 
 def _when(milliseconds: int | None, layout: str = "%Y-%m-%d %H:%M:%S UTC") -> str:

@@ -11,7 +11,7 @@ import typer
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
 from kinema import runtime
-from kinema.cli.app import app, console, fail
+from kinema.cli.app import app, console, fail, warn_about_camera
 from kinema.cli.service import load_settings
 from kinema.domain.clock import system_clock
 from kinema.domain.errors import KinemaError
@@ -44,6 +44,7 @@ def render(
 ) -> None:
     """Render a video from IMAGE on this machine, without a server."""
     started = time.perf_counter()
+    warn_about_camera(prompt)
     try:
         data = image.read_bytes()
     except OSError as error:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import signal
+import socket
 import threading
 from typing import Annotated
 
@@ -15,7 +17,7 @@ from kinema.cli.app import app, console, fail
 from kinema.cli.welcome import print_welcome
 from kinema.domain.clock import system_clock
 from kinema.domain.errors import KinemaError
-from kinema.settings import Settings
+from kinema.settings import Settings, listening_url
 
 
 def load_settings(**overrides: object) -> Settings:
@@ -42,10 +44,10 @@ def migrate() -> None:
 @app.command()
 def serve(
     host: Annotated[
-        str | None, typer.Option(help="Address to listen on [default: KINEMA_HOST or 127.0.0.1].")
+        str | None, typer.Option(help="Address to listen on \\[default: KINEMA_HOST or 127.0.0.1].")
     ] = None,
     port: Annotated[
-        int | None, typer.Option(help="Port to listen on [default: KINEMA_PORT or 8000].")
+        int | None, typer.Option(help="Port to listen on \\[default: KINEMA_PORT or 8000].")
     ] = None,
     workers: Annotated[
         int | None, typer.Option(help="In-process generation workers; 0 serves the API only.")
@@ -59,20 +61,61 @@ def serve(
     configure_logging(settings.log_level)
     from kinema.api.app import create_app
 
+    # The port is taken before anything is printed: a busy port is one clear line, and the
+    # address served (port 0 included) is known before any link is made.
+    listener = bind_listener(settings.host, settings.port)
+    served = listening_url(settings.host, listener.getsockname()[1])
+    if not settings.public_url_is_set:
+        settings = settings.model_copy(update={"public_url": served})
+    elif settings.public_url != served:
+        console.print(
+            f"[yellow]warning:[/] result links start with KINEMA_PUBLIC_URL={settings.public_url}, "
+            f"while this server listens on {served}: make sure that address reaches it, "
+            "or unset KINEMA_PUBLIC_URL to use the address served",
+            highlight=False,
+            soft_wrap=True,
+        )
     db = runtime.open_database(settings)
     db.migrate()
     try:
         service = create_app(settings)
     except KinemaError as error:
+        listener.close()
         fail(error.message)
     if welcome:
-        print_welcome(settings, db)
-    uvicorn.run(service, host=settings.host, port=settings.port, log_level=settings.log_level.lower())
+        print_welcome(settings, db, served)
+    config = uvicorn.Config(service, log_level=settings.log_level.lower())
+    uvicorn.Server(config).run(sockets=[listener])
+
+
+def bind_listener(host: str, port: int) -> socket.socket:
+    """A socket bound to `host`:`port`, or a one-line failure that says what to do."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as error:
+        fail(f"cannot listen on {host}: {error.strerror}")
+    listener = socket.socket(family, kind, proto)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind(address)
+    except OSError as error:
+        listener.close()
+        if error.errno == errno.EADDRINUSE:
+            other = port + 1 if port else 8001
+            fail(
+                f"port {port} on {host} is already in use: stop what uses it, or choose another "
+                f"port with --port or KINEMA_PORT (for example KINEMA_PORT={other} make run)"
+            )
+        fail(f"cannot listen on {host}:{port}: {error.strerror or error}")
+    listener.set_inheritable(True)
+    return listener
 
 
 @app.command()
 def worker(
-    threads: Annotated[int | None, typer.Option(help="Generation threads [default: KINEMA_WORKERS].")] = None,
+    threads: Annotated[
+        int | None, typer.Option(help="Generation threads \\[default: KINEMA_WORKERS].")
+    ] = None,
 ) -> None:
     """Run workers (and a callback deliverer) alone, against the same database as the API."""
     settings = load_settings(workers=threads)

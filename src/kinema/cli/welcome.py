@@ -33,13 +33,10 @@ def local_key(settings: Settings, db: Database) -> str:
     return new.secret
 
 
-def print_welcome(settings: Settings, db: Database) -> None:
+def print_welcome(settings: Settings, db: Database, served: str) -> None:
+    """The key and a ready example, for a server reached at `served` on this machine."""
     key = local_key(settings, db)
-    base = (
-        f"http://{settings.host}:{settings.port}"
-        if settings.host not in ("0.0.0.0", "::")
-        else settings.public_url
-    )
+    base = served
     body = {
         "model": SEED_MODEL,
         "input": {
@@ -54,7 +51,9 @@ def print_welcome(settings: Settings, db: Database) -> None:
         f"""
 Kinema is starting on {base}  (playground and API; API docs at {base}/docs)
 
-Your API key (kept in {settings.data_dir / KEY_FILE}):
+Open {base}/ in a browser to make a video there, or use the API as below.
+
+Your API key (kept in {settings.data_dir / KEY_FILE}; the playground asks for it once):
 {key}
 
 Create a task:

@@ -60,8 +60,9 @@ class Task:
             state=_state(data.get("state")),
             param=_json_object(data.get("param")),
             result_urls=tuple(str(url) for url in urls) if isinstance(urls, list) else (),
-            first_frame_url=_optional_str(result.get("firstFrameUrl")),
-            last_frame_url=_optional_str(result.get("lastFrameUrl")),
+            # Kinema's own fields beside the published ones; older servers put them in resultJson.
+            first_frame_url=_optional_str(data.get("firstFrameUrl") or result.get("firstFrameUrl")),
+            last_frame_url=_optional_str(data.get("lastFrameUrl") or result.get("lastFrameUrl")),
             fail_code=str(data.get("failCode") or ""),
             fail_msg=str(data.get("failMsg") or ""),
             cost_time_ms=_int(data.get("costTime")) or 0,

@@ -15,7 +15,9 @@ def task_record(
     """recordInfo's ``data`` for `task`, with result links signed until `links_expire_at`.
 
     A queued task `held` back by its account's running cap shows as ``waiting``, as the
-    contract describes: it is not next in line for a worker.
+    contract describes: it is not next in line for a worker. ``resultJson`` holds what the
+    published service's does, the video alone; the stills of its first and last frames are
+    Kinema's own fields beside the published ones (null until the task succeeds).
     """
     state = TaskState.WAITING if held and task.state is TaskState.QUEUING else task.state
     return {
@@ -32,18 +34,19 @@ def task_record(
         "createTime": task.created_at,
         "updateTime": task.updated_at,
         "completeTime": task.completed_at,
+        "firstFrameUrl": _link(task, "first_frame", signer, public_url, links_expire_at),
+        "lastFrameUrl": _link(task, "last_frame", signer, public_url, links_expire_at),
     }
 
 
 def _result_json(task: Task, signer: LinkSigner, public_url: str, expires_at: int) -> str:
+    video = _link(task, "video", signer, public_url, expires_at)
+    return "" if video is None else json.dumps({"resultUrls": [video]}, separators=(",", ":"))
+
+
+def _link(task: Task, role: str, signer: LinkSigner, public_url: str, expires_at: int) -> str | None:
+    """The signed link to the file of `role` a successful task made, if it made one."""
     files = task.result
-    if task.state is not TaskState.SUCCESS or not files:
-        return ""
-
-    def link(role: str) -> str:
-        return signer.signed_url(public_url, files[role], expires_at)
-
-    result: dict[str, Any] = {"resultUrls": [link("video")]}
-    extras = {"firstFrameUrl": "first_frame", "lastFrameUrl": "last_frame"}
-    result |= {name: link(role) for name, role in extras.items() if role in files}
-    return json.dumps(result, separators=(",", ":"))
+    if task.state is not TaskState.SUCCESS or not files or role not in files:
+        return None
+    return signer.signed_url(public_url, files[role], expires_at)

@@ -246,6 +246,27 @@ def _commands_in(content: str) -> Iterator[CameraMove]:
             words = []
 
 
+def unknown_commands(prompt: str) -> list[str]:
+    """Each piece of bracketed text that names no camera command, as written, in order.
+
+    The plan skips these (``[Pan lft]`` moves nothing); this says which they were, so that a
+    typo can be shown to the person who made it. Brackets are read as `plan_camera` reads them.
+    """
+    unknown: list[str] = []
+    for content in _bracket_contents(prompt):
+        for piece in content.translate(_TO_COMMA).split(","):
+            words: list[str] = []
+            for word in [*piece.split(), "and"]:  # the sentinel "and" flushes the last piece
+                if word.casefold() != "and":
+                    words.append(word)
+                    continue
+                text = " ".join(words)
+                if text and _command_key(text) not in _COMMANDS_BY_KEY:
+                    unknown.append(text)
+                words = []
+    return unknown
+
+
 def _bracketed_moves(prompt: str) -> list[tuple[CameraMove, ...]]:
     """The moves of each bracket that holds a command, in order, at most `MAX_SEGMENTS`."""
     sequence: list[tuple[CameraMove, ...]] = []
