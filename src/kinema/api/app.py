@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry
 
 import kinema
 from kinema import runtime
+from kinema.api.bodies import DEFAULT_BODY_BYTES, BodyCap, BodyLimit
 from kinema.api.envelope import install_error_handlers
 from kinema.api.files import files_router
 from kinema.api.ratelimit import RateLimits
@@ -144,4 +145,11 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, engine: Engin
     if settings.admin_token is not None:
         app.include_router(admin.router)
     app.include_router(files_router(store, found.signer, lambda: clock() / 1000))
+    app.add_middleware(
+        BodyLimit,
+        caps={jobs.CREATE_TASK_PATH: BodyCap.of_body(jobs.MAX_BODY_BYTES)}
+        | uploads.body_caps(settings.upload_max_bytes),
+        default=BodyCap.of_body(DEFAULT_BODY_BYTES),
+        strict=settings.strict_http_status,
+    )
     return app

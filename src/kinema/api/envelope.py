@@ -35,7 +35,11 @@ UPLOAD_ROUTES: Final = frozenset({"file-stream-upload", "file-url-upload", "file
 
 
 def is_upload_route(request: Request) -> bool:
-    return request.url.path.rsplit("/", 1)[-1] in UPLOAD_ROUTES
+    return is_upload_path(request.url.path)
+
+
+def is_upload_path(path: str) -> bool:
+    return path.rsplit("/", 1)[-1] in UPLOAD_ROUTES
 
 
 class Envelope(JSONResponse):

@@ -32,6 +32,8 @@ from kinema.tasks.submit import submit
 log = logging.getLogger("kinema.tasks")
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 
+CREATE_TASK_PATH = f"{router.prefix}/createTask"
+#: createTask's body at most; larger ones are refused while they stream in (`kinema.api.bodies`).
 MAX_BODY_BYTES = 64 * 1024
 
 
@@ -46,12 +48,13 @@ async def create_task(request: Request) -> Response:
     # A hot route: it reads its own parameters and hands the rest to `submit`, whose checks run
     # on the event loop (no I/O there) and whose one write goes to the app's gateway.
     found: Services = request.app.state.services
-    raw = await request.body()
     key_hash = bearer_key_hash(request.headers.get("authorization"))
     who = await found.read_quickly(keys.authenticate_hash, found.db, key_hash)
     if found.settings.maintenance:
         raise Maintenance()
     await found.limits.hit_soon(found.limits.create_task, "create", who.account_id)
+    # The body is read only now, for a caller with a key, and capped while it streams.
+    raw = await request.body()
     submitted = await submit(
         found.submit_ports, who, _parse_body(raw), request.headers.get("idempotency-key")
     )
@@ -70,8 +73,6 @@ async def create_task(request: Request) -> Response:
 
 
 def _parse_body(raw: bytes) -> object:
-    if len(raw) > MAX_BODY_BYTES:
-        raise InvalidInput(f"the request body is larger than {MAX_BODY_BYTES // 1024} KB")
     try:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as error:
@@ -119,7 +120,7 @@ def add_hot_routes(app: FastAPI) -> None:
     """createTask and recordInfo, on the app itself and ahead of every other route: the first
     routes matched, without an included router's second pass."""
     app.router.add_api_route(
-        f"{router.prefix}/createTask",
+        CREATE_TASK_PATH,
         create_task,
         methods=["POST"],
         summary="Create a generation task",
