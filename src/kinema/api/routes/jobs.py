@@ -23,7 +23,7 @@ from kinema.api.auth import CallerDep, ServicesDep, bearer_key_hash
 from kinema.api.envelope import ok
 from kinema.api.services import Services
 from kinema.domain.errors import InvalidInput, KinemaError, Maintenance, TaskNotFound, Unauthorized
-from kinema.domain.task import Task, TaskState
+from kinema.domain.task import Task, TaskState, is_task_id
 from kinema.storage.signing import link_expiry
 from kinema.tasks import lifecycle
 from kinema.tasks.records import task_record
@@ -85,7 +85,9 @@ async def record_info(request: Request) -> Response:
     found: Services = request.app.state.services
     task_id = request.query_params.get("taskId")
     key_hash = bearer_key_hash(request.headers.get("authorization"))
-    polled = await found.read_quickly(lifecycle.poll_task, found.db, key_hash, task_id or "")
+    # An id that cannot be a task's is looked up as none at all: the database never sees it.
+    lookup = task_id if task_id and is_task_id(task_id) else ""
+    polled = await found.read_quickly(lifecycle.poll_task, found.db, key_hash, lookup)
     if polled is None:
         raise Unauthorized()
     who, task = polled
@@ -177,11 +179,19 @@ class TaskReference(BaseModel):
     taskId: str  # noqa: N815 - the wire's name
 
 
+def known_task_id(task_id: str) -> str:
+    """`task_id` when it can name a task; else the answer for an unknown task, before any lookup
+    (the database never sees a NUL or other text that no task id holds)."""
+    if not is_task_id(task_id):
+        raise TaskNotFound()
+    return task_id
+
+
 @router.post("/cancel", summary="Cancel a task")
 def cancel(found: ServicesDep, who: CallerDep, body: TaskReference) -> dict[str, Any]:
     """A task not yet running fails at once with code 499 and is refunded; a running one stops
     at the engine's next frame."""
-    task = lifecycle.cancel_task(found.db, who.account_id, body.taskId, found.clock())
+    task = lifecycle.cancel_task(found.db, who.account_id, known_task_id(body.taskId), found.clock())
     if task.state is TaskState.FAIL:
         log.info("task %s fail 499: canceled by the owner", task.id)
         found.deliverer_wake()
@@ -206,9 +216,14 @@ def _write_cursor(task: Task) -> str:
 
 
 def _read_cursor(cursor: str) -> tuple[int, str]:
+    not_ours = InvalidInput("cursor is not one this server gave out")
     try:
         decoded = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         created_at, task_id = decoded.split(":", 1)
-        return int(created_at), task_id
+        after = int(created_at)
     except (ValueError, binascii.Error, UnicodeDecodeError) as error:
-        raise InvalidInput("cursor is not one this server gave out") from error
+        raise not_ours from error
+    # What reaches the query is a time a column can hold and a task id, never any other text.
+    if not (0 <= after < 2**63 and is_task_id(task_id)):
+        raise not_ours
+    return after, task_id

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from kinema.accounts.keys import Caller
 from kinema.api.auth import CallerDep, ServicesDep
-from kinema.api.routes.jobs import BadRequest, at_cap, record_of
+from kinema.api.routes.jobs import BadRequest, at_cap, known_task_id, record_of
 from kinema.api.services import Services
 from kinema.domain.errors import TaskNotFound
 from kinema.domain.task import TaskState
@@ -30,7 +30,7 @@ def _streamed_task(
     """The task to stream, checked before the stream starts (errors come as the usual envelope)."""
     if not task_id:
         raise BadRequest("taskId parameter is required")
-    record = _current(found, who, task_id)
+    record = _current(found, who, known_task_id(task_id))
     if record is None:
         raise TaskNotFound()
     return record
