@@ -4,6 +4,7 @@ PostgreSQL, whatever the text holds."""
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -114,3 +115,95 @@ def test_an_unpaired_surrogate_in_an_admin_name_is_refused(service: Running) -> 
     )
     assert answer.json()["code"] == 422
     assert answer.json()["msg"].startswith("name ")
+
+
+# createTask's body: JSON in UTF-8, as the contract gives, and URLs the fetcher could reach.
+
+CREATE = "/api/v1/jobs/createTask"
+IMAGE = "https://images.example/knights.jpg"
+
+
+def _create_raw(service: Running, content: bytes, content_type: str | None) -> dict[str, Any]:
+    headers = service.api.headers | ({} if content_type is None else {"Content-Type": content_type})
+    answer: dict[str, Any] = service.client.post(CREATE, content=content, headers=headers).json()
+    return answer
+
+
+@pytest.mark.parametrize(
+    ("content_type", "encoding", "message"),
+    [
+        (None, "utf-8", "Content-Type must be application/json (the request has none)"),
+        ("text/plain", "utf-8", "Content-Type must be application/json, not text/plain"),
+        (
+            "application/x-www-form-urlencoded",
+            "utf-8",
+            "Content-Type must be application/json, not application/x-www-form-urlencoded",
+        ),
+        (
+            "application/json; charset=utf-16",
+            "utf-16",
+            "the request body must be JSON in UTF-8, not charset=utf-16",
+        ),
+        ("application/json", "utf-16", "the request body is not valid UTF-8 (at byte 0)"),
+        ("application/json", "utf-32", "the request body is not valid UTF-8 (at byte 0)"),
+    ],
+)
+def test_create_task_reads_only_json_in_utf8(
+    service: Running, content_type: str | None, encoding: str, message: str
+) -> None:
+    content = json.dumps(seed_body(IMAGE)).encode(encoding)
+    assert _create_raw(service, content, content_type) == {"code": 422, "msg": message, "data": None}
+    assert service.api.balance() == 1000
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/json", "application/json; charset=UTF-8", "Application/JSON;charset=utf8"]
+)
+def test_create_task_takes_json_with_or_without_its_charset(service: Running, content_type: str) -> None:
+    answer = _create_raw(service, json.dumps(seed_body(IMAGE)).encode(), content_type)
+    assert answer["code"] == 200, answer
+
+
+def test_a_number_too_long_to_read_is_named(service: Running) -> None:
+    content = json.dumps(seed_body(IMAGE)).replace('"6"', "7" * 5000).encode()
+    answer = _create_raw(service, content, "application/json")
+    assert answer["code"] == 422
+    assert answer["msg"] == (
+        "the request body holds a number of 5000 digits (777777777777...); "
+        "numbers may have at most 4300 digits"
+    )
+
+
+#: 127.0.0.1 in full-width digits.
+FULL_WIDTH = "\uff11\uff12\uff17.\uff10.\uff10.\uff11"
+UNREACHABLE_URLS = [
+    ("http://user:pw@images.example/a.jpg", "must not contain a user name or password"),
+    ("http://0177.0.0.1/a.jpg", "is not a valid URL (invalid IPv4 address: '0177.0.0.1')"),
+    ("http://127.0.0.1%2e/a.jpg", "has an invalid host name"),
+    (f"http://{FULL_WIDTH}/a.jpg", f"is not a valid URL (invalid IDNA hostname: '{FULL_WIDTH}')"),
+    ("http://images.example:0/a.jpg", "has an invalid port (0)"),
+    (f"http://{'a' * 300}.example/a.jpg", "has an invalid host name"),
+    (f"http://{'a' * 64}.example/a.jpg", "has an invalid host name"),
+    ("http://1.2.3.4.5/a.jpg", "has a malformed numeric host (1.2.3.4.5)"),
+    ("http://[fe80::1%25eth0]/a.jpg", "has an invalid IPv6 address (fe80::1%25eth0)"),
+    ("http://images.example/a\x00.jpg", "must not contain NUL characters"),
+]
+
+
+@pytest.mark.parametrize(("url", "words"), UNREACHABLE_URLS, ids=[url[:40] for url, _ in UNREACHABLE_URLS])
+@pytest.mark.parametrize("field", ["input.image_url", "callBackUrl"])
+def test_a_url_that_can_never_be_fetched_is_refused_at_create_task(
+    service: Running, field: str, url: str, words: str
+) -> None:
+    body = seed_body(url) if field == "input.image_url" else seed_body(IMAGE) | {"callBackUrl": url}
+    answer = service.api.post(CREATE, body)
+    assert answer == {"code": 422, "msg": f"{field} {words}", "data": None}
+    assert service.api.balance() == 1000
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://bücher.example/a.jpg", "http://images.example./a.jpg", "http://[2001:4860::8888]:8443/a.jpg"],
+)
+def test_urls_the_fetcher_can_reach_pass_create_task(service: Running, url: str) -> None:
+    assert service.api.post(CREATE, seed_body(url) | {"callBackUrl": url})["code"] == 200

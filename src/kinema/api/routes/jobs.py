@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import logging
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
@@ -21,6 +20,7 @@ from pydantic import BaseModel
 from kinema.accounts import keys
 from kinema.api.auth import CallerDep, ServicesDep, bearer_key_hash
 from kinema.api.envelope import ok
+from kinema.api.json_body import check_json_type, parse_json
 from kinema.api.services import Services
 from kinema.domain.errors import InvalidInput, KinemaError, Maintenance, TaskNotFound, Unauthorized
 from kinema.domain.task import Task, TaskState, is_task_id
@@ -54,10 +54,9 @@ async def create_task(request: Request) -> Response:
         raise Maintenance()
     await found.limits.hit_soon(found.limits.create_task, "create", who.account_id)
     # The body is read only now, for a caller with a key, and capped while it streams.
-    raw = await request.body()
-    submitted = await submit(
-        found.submit_ports, who, _parse_body(raw), request.headers.get("idempotency-key")
-    )
+    check_json_type(request.headers.get("content-type"))
+    body = parse_json(await request.body())
+    submitted = await submit(found.submit_ports, who, body, request.headers.get("idempotency-key"))
     made = submitted.task
     if made is not None:
         log.info(
@@ -70,13 +69,6 @@ async def create_task(request: Request) -> Response:
         )
         found.wakeup.notify()
     return JSONResponse(ok({"taskId": submitted.task_id}))
-
-
-def _parse_body(raw: bytes) -> object:
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise InvalidInput("the request body must be a JSON object") from error
 
 
 async def record_info(request: Request) -> Response:
