@@ -20,6 +20,7 @@ from kinema import runtime
 from kinema.api.bodies import DEFAULT_BODY_BYTES, BodyCap, BodyLimit
 from kinema.api.envelope import install_error_handlers
 from kinema.api.files import files_router
+from kinema.api.openapi import install_error_docs
 from kinema.api.ratelimit import RateLimits
 from kinema.api.routes import (
     account,
@@ -127,6 +128,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, engine: Engin
     )
     app.state.services = found
     install_error_handlers(app, strict=settings.strict_http_status)
+    install_error_docs(app)
     jobs.add_hot_routes(app)
     for router in (
         jobs.router,

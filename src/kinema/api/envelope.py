@@ -78,10 +78,16 @@ def install_error_handlers(app: FastAPI, *, strict: bool) -> None:
         return Envelope(422, describe_validation_error(error), strict=strict, upload=is_upload_route(request))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_request: Request, error: StarletteHTTPException) -> JSONResponse:
-        # Unknown routes and methods keep their real status: there is no logical outcome.
+    async def _http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
         message = error.detail if isinstance(error.detail, str) else HTTPStatus(error.status_code).phrase
-        response = Envelope(error.status_code, message, headers=getattr(error, "headers", None))
+        upload = is_upload_route(request)
+        if error.status_code == 400:
+            # A body that cannot be read (broken multipart framing, say) is an outcome like any other.
+            return Envelope(400, message, strict=strict, upload=upload)
+        # Unknown routes and methods keep their real status: there is no logical outcome.
+        response = Envelope(
+            error.status_code, message, headers=getattr(error, "headers", None), upload=upload
+        )
         response.status_code = error.status_code
         return response
 

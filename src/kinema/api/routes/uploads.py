@@ -18,10 +18,12 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 
 from kinema.accounts.keys import Caller
 from kinema.api.auth import CallerDep, ServicesDep
 from kinema.api.bodies import BodyCap
+from kinema.api.routes.jobs import BadRequest
 from kinema.api.services import Services
 from kinema.domain.errors import InvalidInput, Maintenance
 from kinema.files import uploads
@@ -79,7 +81,11 @@ async def _stream_upload(request: Request, found: ServicesDep, who: CallerDep) -
     # The body is capped while it streams in (`body_caps`); the file's own size is checked below.
     _refuse_in_maintenance(found)
     limit = found.upload_rules.max_bytes
-    form = await request.form(max_files=1, max_fields=10)
+    try:
+        form = await request.form(max_files=1, max_fields=10)
+    except HTTPException as error:  # Starlette's, for framing its parser cannot read
+        detail = str(error.detail).rstrip(".")
+        raise BadRequest(f"the multipart body cannot be read: {detail[:1].lower()}{detail[1:]}") from None
     try:
         file = form.get("file")
         if not isinstance(file, UploadFile):
