@@ -14,12 +14,14 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
+from starlette.middleware.cors import CORSMiddleware
 
 import kinema
 from kinema import runtime
 from kinema.api.bodies import DEFAULT_BODY_BYTES, BodyCap, BodyLimit
 from kinema.api.envelope import install_error_handlers
 from kinema.api.files import files_router
+from kinema.api.headers import AnswerHeaders
 from kinema.api.openapi import install_error_docs
 from kinema.api.ratelimit import RateLimits
 from kinema.api.routes import (
@@ -154,4 +156,15 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, engine: Engin
         default=BodyCap.of_body(DEFAULT_BODY_BYTES),
         strict=settings.strict_http_status,
     )
+    if settings.cors_origins:
+        # Keys travel in the Authorization header, never in cookies: no credentials mode.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+            expose_headers=["Retry-After"],
+            max_age=600,
+        )
+    app.add_middleware(AnswerHeaders)  # the outermost: every answer of the app carries its headers
     return app

@@ -57,6 +57,8 @@ class Envelope(JSONResponse):
     ) -> None:
         status = code if strict and code in _REAL_STATUSES else 200
         body = {"success": code == 200} if upload else {}
+        # Also here, since a 500 goes out past every middleware (`kinema.api.headers`).
+        headers = {"X-Content-Type-Options": "nosniff"} | (headers or {})
         super().__init__(body | {"code": code, "msg": msg, "data": data}, status_code=status, headers=headers)
 
 
