@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import signal
@@ -98,7 +99,9 @@ def serve(
     )
     # uvicorn sets up its loggers as the configuration is made; the filter goes on after.
     logging.getLogger("uvicorn.access").addFilter(RedactedAccessLog())
-    uvicorn.Server(config).run()
+    # Ctrl-C ends with KeyboardInterrupt once uvicorn has shut down in order; uvicorn.run hides it too.
+    with contextlib.suppress(KeyboardInterrupt):
+        uvicorn.Server(config).run()
 
 
 @app.command()
