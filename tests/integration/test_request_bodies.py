@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 from tests.conftest import MakeSettings
 from tests.support.engines import InstantEngine
 from tests.support.live import live_server
@@ -168,3 +169,19 @@ def test_bodies_within_their_caps_are_read_whole_and_keep_the_connection(make_se
             headers=headers | {"Content-Type": "application/json"},
         )
         assert second.json()["msg"] == "The model name you specified is not supported"
+
+
+def test_the_caps_follow_the_routes_behind_a_path_prefix(make_settings: MakeSettings) -> None:
+    settings = make_settings()
+    app = create_app(settings, engine=InstantEngine())
+    db = Database(settings.database_url)
+    with db.write() as connection:
+        key = keys.open_account(connection, "tester", 1000, system_clock()).secret
+    db.dispose()
+    with TestClient(app, root_path="/kinema") as client:
+        answer = client.post(
+            "/kinema" + CREATE,
+            json={"model": "x" * 40_000},
+            headers={"Authorization": f"Bearer {key}"},
+        )
+    assert answer.json()["msg"] == "The model name you specified is not supported"

@@ -78,7 +78,9 @@ class BodyLimit:
         if not streamed and not declared:  # no body at all
             await self.app(scope, receive, send)
             return
-        cap = self.caps.get(scope["path"], self.default)
+        path: str = scope["path"]
+        root: str = scope.get("root_path", "")
+        cap = self.caps.get(path[len(root) :] if root and path.startswith(root) else path, self.default)
         if declared is not None and declared > cap.max_bytes:
             await self.refusal(scope, cap)(scope, receive, send)
             return
