@@ -109,6 +109,7 @@ class Settings(BaseSettings):
     maintenance: bool = False
     strict_http_status: bool = False
     log_level: str = "INFO"
+    cors_origins: list[str] = Field(default_factory=list)
 
     @field_validator("public_url")
     @classmethod
@@ -132,6 +133,21 @@ class Settings(BaseSettings):
             parse(value)
         except ValueError as error:
             raise ValueError(f"{value!r} is not a rate limit like '20/10 seconds'") from error
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        from urllib.parse import urlsplit
+
+        for origin in value:
+            parts = urlsplit(origin)
+            if origin != "*" and (
+                parts.scheme not in ("http", "https")
+                or not parts.netloc
+                or origin != f"{parts.scheme}://{parts.netloc}"
+            ):
+                raise ValueError(f"{origin!r} is not an origin like 'https://app.example.com' (or '*')")
         return value
 
     @field_validator("upload_types")

@@ -14,13 +14,17 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
+from starlette.middleware.cors import CORSMiddleware
 
 import kinema
 from kinema import runtime
+from kinema.api.bodies import DEFAULT_BODY_BYTES, BodyCap, BodyLimit
 from kinema.api.envelope import install_error_handlers
 from kinema.api.fetches import UrlFetches
 from kinema.api.files import files_router
+from kinema.api.headers import AnswerHeaders
 from kinema.api.openapi import install_openapi
+from kinema.api.openapi_errors import install_error_docs
 from kinema.api.ratelimit import RateLimits
 from kinema.api.routes import (
     account,
@@ -164,4 +168,23 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, engine: Engin
         app.include_router(admin.router)
     app.include_router(files_router(store, found.signer, lambda: clock() / 1000))
     install_openapi(app, settings.public_url, catalog)
+    install_error_docs(app)  # over the document install_openapi builds
+    app.add_middleware(
+        BodyLimit,
+        caps={jobs.CREATE_TASK_PATH: BodyCap.of_body(jobs.MAX_BODY_BYTES)}
+        | uploads.body_caps(settings.upload_max_bytes),
+        default=BodyCap.of_body(DEFAULT_BODY_BYTES),
+        strict=settings.strict_http_status,
+    )
+    if settings.cors_origins:
+        # Keys travel in the Authorization header, never in cookies: no credentials mode.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+            expose_headers=["Retry-After"],
+            max_age=600,
+        )
+    app.add_middleware(AnswerHeaders)  # the outermost: every answer of the app carries its headers
     return app

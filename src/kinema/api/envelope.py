@@ -36,7 +36,11 @@ UPLOAD_ROUTES: Final = frozenset({"file-stream-upload", "file-url-upload", "file
 
 
 def is_upload_route(request: Request) -> bool:
-    return request.url.path.rsplit("/", 1)[-1] in UPLOAD_ROUTES
+    return is_upload_path(request.url.path)
+
+
+def is_upload_path(path: str) -> bool:
+    return path.rsplit("/", 1)[-1] in UPLOAD_ROUTES
 
 
 class Envelope(JSONResponse):
@@ -54,6 +58,8 @@ class Envelope(JSONResponse):
     ) -> None:
         status = code if strict and code in _REAL_STATUSES else 200
         body = {"success": code == 200} if upload else {}
+        # Also here, since a 500 goes out past every middleware (`kinema.api.headers`).
+        headers = {"X-Content-Type-Options": "nosniff"} | (headers or {})
         super().__init__(body | {"code": code, "msg": msg, "data": data}, status_code=status, headers=headers)
 
 
@@ -81,10 +87,16 @@ def install_error_handlers(app: FastAPI, *, strict: bool) -> None:
         return Envelope(422, describe_validation_error(error), strict=strict, upload=is_upload_route(request))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_request: Request, error: StarletteHTTPException) -> JSONResponse:
-        # Unknown routes and methods keep their real status: there is no logical outcome.
+    async def _http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
         message = error.detail if isinstance(error.detail, str) else HTTPStatus(error.status_code).phrase
-        response = Envelope(error.status_code, message, headers=getattr(error, "headers", None))
+        upload = is_upload_route(request)
+        if error.status_code == 400:
+            # A body that cannot be read (broken multipart framing, say) is an outcome like any other.
+            return Envelope(400, message, strict=strict, upload=upload)
+        # Unknown routes and methods keep their real status: there is no logical outcome.
+        response = Envelope(
+            error.status_code, message, headers=getattr(error, "headers", None), upload=upload
+        )
         response.status_code = error.status_code
         return response
 

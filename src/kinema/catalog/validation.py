@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 from kinema.catalog.models import MAX_URL_LENGTH, Catalog, FieldKind, FieldValue, InputField, ModelSpec
 from kinema.domain.errors import InvalidInput
 from kinema.domain.video import Resolution
+from kinema.net.addresses import check_url_syntax
 
 UNSUPPORTED_MODEL = "The model name you specified is not supported"
 """The published service's message for a model name it does not know."""
@@ -153,13 +154,18 @@ def _check_text(label: str, value: object, max_length: int) -> str:
 
 
 def _check_url(label: str, value: object, max_length: int) -> str:
-    """An absolute http(s) URL with a host, no whitespace or control characters, within the length."""
+    """An absolute http(s) URL with a host, no whitespace or control characters, within the length,
+    that the fetcher could reach: its form passes the address rules (`kinema.net.addresses`),
+    whose host lookup and address checks come when it is fetched."""
     if not isinstance(value, str):
         raise InvalidInput(f"{label} must be a string")
     if len(value) > max_length:
         raise InvalidInput(f"{label} must be at most {max_length} characters")
+    if "\x00" in value:
+        raise InvalidInput(f"{label} must not contain NUL characters")
     if not _is_web_url(value):
         raise InvalidInput(f"{label} must be an absolute http or https URL")
+    check_url_syntax(value, field=label)
     return value
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
+import re
 import signal
 import socket
 import threading
-from typing import Annotated
+from typing import Annotated, Final
 
 import typer
 import uvicorn
@@ -30,6 +32,27 @@ def load_settings(**overrides: object) -> Settings:
 
 def configure_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+#: Query parameters whose values open something: a signed link's signature, or a key sent where
+#: it should not be.
+_SECRET_PARAMETER: Final = re.compile(r"([?&](?:signature|key|token|secret)=)[^&\s]*", re.IGNORECASE)
+
+
+def redact_query(path: str) -> str:
+    """A request's path and query as a log may show it: the values that open something left out."""
+    return _SECRET_PARAMETER.sub(r"\1[redacted]", path)
+
+
+class RedactedAccessLog(logging.Filter):
+    """Keeps signed links out of uvicorn's access log, which shows each request's query."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        # uvicorn logs (client, method, path with query, HTTP version, status).
+        if isinstance(record.args, tuple) and len(record.args) == 5:
+            client, method, path, version, status = record.args
+            record.args = (client, method, redact_query(str(path)), version, status)
+        return True
 
 
 @app.command()
@@ -84,8 +107,16 @@ def serve(
         fail(error.message)
     if welcome:
         print_welcome(settings, db, served)
-    config = uvicorn.Config(service, log_level=settings.log_level.lower())
-    uvicorn.Server(config).run(sockets=[listener])
+    config = uvicorn.Config(
+        service,
+        log_level=settings.log_level.lower(),
+        server_header=False,  # no banner that names the server and invites a lookup of its flaws
+    )
+    # uvicorn sets up its loggers as the configuration is made; the filter goes on after.
+    logging.getLogger("uvicorn.access").addFilter(RedactedAccessLog())
+    # Ctrl-C ends with KeyboardInterrupt once uvicorn has shut down in order; uvicorn.run hides it too.
+    with contextlib.suppress(KeyboardInterrupt):
+        uvicorn.Server(config).run(sockets=[listener])
 
 
 def bind_listener(host: str, port: int) -> socket.socket:

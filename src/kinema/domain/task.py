@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Final
+
+_TASK_ID: Final = re.compile(r"[0-9a-f]{32}")
+
+
+def is_task_id(value: str) -> bool:
+    """Whether `value` can name a task at all: task ids are 32 lowercase hex digits."""
+    return _TASK_ID.fullmatch(value) is not None
 
 
 class TaskState(StrEnum):

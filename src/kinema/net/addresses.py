@@ -124,6 +124,29 @@ _HOST_NAME: Final = re.compile(r"[a-z0-9_-]+(?:\.[a-z0-9_-]+)*\.?", re.IGNORECAS
 _IPV4_NUMBER: Final = re.compile(r"0x[0-9a-f]*|[0-9]+", re.IGNORECASE)
 
 
+@dataclass(frozen=True, slots=True)
+class WellFormedUrl:
+    """A URL whose form passed the rules; its host not yet looked up."""
+
+    url: httpx.URL  #: As given, without its fragment.
+    address: IPAddress | None  #: The address the host names directly; None for a host name.
+
+
+def check_url_syntax(url: str | httpx.URL, *, field: str, redirected: bool = False) -> WellFormedUrl:
+    """The rules a URL's form must pass, without a lookup: what createTask checks at once.
+
+    http or https, no user name or password, a port in range, and a host that is either an
+    address (in any spelling browsers read) or a name DNS can hold (labels of 63 characters at
+    most, 253 in all). Raises FetchRefused, in words that name `field`.
+    """
+    parsed = _parse_url(url, field, redirected)
+    host = parsed.raw_host.decode("ascii")
+    literal = _literal_address(host, field)
+    if literal is None and not _is_host_name(host):
+        raise FetchRefused(f"{field} has an invalid host name")
+    return WellFormedUrl(parsed, literal)
+
+
 def check_url(
     url: str | httpx.URL,
     policy: FetchPolicy,
@@ -137,15 +160,12 @@ def check_url(
     Raises FetchRefused for what the policy forbids and FetchFailed when the host does not resolve.
     ``redirected`` words the messages for a URL that a server redirected to.
     """
-    parsed = _parse_url(url, field, redirected)
-    host = parsed.raw_host.decode("ascii")
-    literal = _literal_address(host, field)
-    if literal is not None:
-        addresses: tuple[IPAddress, ...] = (literal,)
+    formed = check_url_syntax(url, field=field, redirected=redirected)
+    host = formed.url.raw_host.decode("ascii")
+    if formed.address is not None:
+        addresses: tuple[IPAddress, ...] = (formed.address,)
         server_name = None
     else:
-        if len(host) > 254 or not _HOST_NAME.fullmatch(host):
-            raise FetchRefused(f"{field} has an invalid host name")
         addresses = _resolve(host, resolver, field)
         # SNI carries the name without the root dot (RFC 6066), and certificates are issued that way.
         server_name = host.removesuffix(".")
@@ -156,7 +176,16 @@ def check_url(
             ):
                 verb = "redirects to" if redirected else "points to"
                 raise FetchRefused(f"{field} {verb} a private or reserved address ({address})")
-    return CheckedTarget(url=parsed, addresses=addresses, server_name=server_name)
+    return CheckedTarget(url=formed.url, addresses=addresses, server_name=server_name)
+
+
+def _is_host_name(host: str) -> bool:
+    name = host.removesuffix(".")
+    return (
+        len(name) <= 253
+        and _HOST_NAME.fullmatch(host) is not None
+        and all(len(label) <= 63 for label in name.split("."))
+    )
 
 
 def _parse_url(url: str | httpx.URL, field: str, redirected: bool) -> httpx.URL:
@@ -164,7 +193,7 @@ def _parse_url(url: str | httpx.URL, field: str, redirected: bool) -> httpx.URL:
         parsed = httpx.URL(url)
     except httpx.InvalidURL as error:
         what = "a redirect that is not" if redirected else "not"
-        raise FetchRefused(f"{field} is {what} a valid URL") from error
+        raise FetchRefused(f"{field} is {what} a valid URL ({_reason(error)})") from error
     if parsed.scheme not in _SCHEMES:
         if redirected:
             raise FetchRefused(f"{field} redirects to a URL that is not http or https")
@@ -180,6 +209,12 @@ def _parse_url(url: str | httpx.URL, field: str, redirected: bool) -> httpx.URL:
     if port is not None and not 0 < port < 65536:
         raise FetchRefused(f"{field} has an invalid port ({port})")
     return parsed.copy_with(fragment=None)
+
+
+def _reason(error: httpx.InvalidURL) -> str:
+    """httpx's words for a URL it cannot read, printable, starting in lower case."""
+    text = "".join(char if char.isprintable() else ascii(char)[1:-1] for char in str(error))
+    return text[:1].lower() + text[1:]
 
 
 def _literal_address(host: str, field: str) -> IPAddress | None:

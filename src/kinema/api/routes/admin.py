@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
+from pydantic_core import PydanticCustomError
 
 from kinema.accounts import credits, keys
 from kinema.api.auth import ServicesDep, admin
@@ -14,18 +16,34 @@ from kinema.domain.accounts import MAX_BALANCE
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"], dependencies=[Depends(admin)])
 
+#: Control characters (NUL among them) and unpaired surrogates: no name or reference holds them,
+#: and PostgreSQL cannot store them.
+_UNSTORABLE: Final = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def _plain(value: str) -> str:
+    if _UNSTORABLE.search(value):
+        raise PydanticCustomError(
+            "control_characters", "must not contain control characters or unpaired surrogates"
+        )
+    return value
+
+
+#: Text from an operator, refused with words before any lookup when it holds what no row holds.
+PlainText = Annotated[str, AfterValidator(_plain)]
+
 
 class NewKeyBody(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
+    name: PlainText = Field(min_length=1, max_length=200)
     credits: int = Field(default=0, ge=0, le=MAX_BALANCE)
 
 
 class KeyReference(BaseModel):
-    key: str = Field(min_length=1, description="The key's id, its shown prefix, or the key itself.")
+    key: PlainText = Field(min_length=1, description="The key's id, its shown prefix, or the key itself.")
 
 
 class GrantBody(BaseModel):
-    account: str = Field(min_length=1, description="An account id, or a key reference.")
+    account: PlainText = Field(min_length=1, description="An account id, or a key reference.")
     amount: int = Field(ge=-MAX_BALANCE, le=MAX_BALANCE, description="Negative to remove credits.")
 
 

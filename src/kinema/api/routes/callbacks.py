@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 
 from kinema.api.auth import CallerDep, ServicesDep
 from kinema.api.envelope import ok
-from kinema.api.routes.jobs import BadRequest, TaskReference
+from kinema.api.routes.jobs import BadRequest, TaskReference, known_task_id
 from kinema.domain.errors import TaskNotFound
 from kinema.tasks import lifecycle
 from kinema.webhooks import history
@@ -22,6 +22,7 @@ def callbacks(
 ) -> dict[str, Any]:
     if not task_id:
         raise BadRequest("taskId parameter is required")
+    known_task_id(task_id)
     with found.db.read() as connection:
         task = lifecycle.get_task(connection, task_id, who.account_id)
         if task is None:
@@ -58,9 +59,10 @@ def callbacks(
 
 @router.post("/callbacks/redeliver", summary="Send a finished task's callback again")
 def redeliver(found: ServicesDep, who: CallerDep, body: TaskReference) -> dict[str, Any]:
+    task_id = known_task_id(body.taskId)
     found.limits.hit(found.limits.redeliver, "redeliver", who.account_id)
     with found.db.write() as connection:
-        task = lifecycle.get_task(connection, body.taskId, who.account_id)
+        task = lifecycle.get_task(connection, task_id, who.account_id)
         if task is None:
             raise TaskNotFound()
         delivery_id = history.redeliver(connection, task, found.clock())

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import logging
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
@@ -21,9 +20,10 @@ from pydantic import BaseModel
 from kinema.accounts import keys
 from kinema.api.auth import CallerDep, ServicesDep, bearer_key_hash
 from kinema.api.envelope import ok
+from kinema.api.json_body import check_json_type, parse_json
 from kinema.api.services import Services
 from kinema.domain.errors import InvalidInput, KinemaError, Maintenance, TaskNotFound, Unauthorized
-from kinema.domain.task import Task, TaskState
+from kinema.domain.task import Task, TaskState, is_task_id
 from kinema.storage.signing import link_expiry
 from kinema.tasks import lifecycle
 from kinema.tasks.records import task_record
@@ -32,6 +32,8 @@ from kinema.tasks.submit import submit
 log = logging.getLogger("kinema.tasks")
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 
+CREATE_TASK_PATH = f"{router.prefix}/createTask"
+#: createTask's body at most; larger ones are refused while they stream in (`kinema.api.bodies`).
 MAX_BODY_BYTES = 64 * 1024
 
 
@@ -46,15 +48,15 @@ async def create_task(request: Request) -> Response:
     # A hot route: it reads its own parameters and hands the rest to `submit`, whose checks run
     # on the event loop (no I/O there) and whose one write goes to the app's gateway.
     found: Services = request.app.state.services
-    raw = await request.body()
     key_hash = bearer_key_hash(request.headers.get("authorization"))
     who = await found.read_quickly(keys.authenticate_hash, found.db, key_hash)
     if found.settings.maintenance:
         raise Maintenance()
     await found.limits.hit_soon(found.limits.create_task, "create", who.account_id)
-    submitted = await submit(
-        found.submit_ports, who, _parse_body(raw), request.headers.get("idempotency-key")
-    )
+    # The body is read only now, for a caller with a key, and capped while it streams.
+    check_json_type(request.headers.get("content-type"))
+    body = parse_json(await request.body())
+    submitted = await submit(found.submit_ports, who, body, request.headers.get("idempotency-key"))
     made = submitted.task
     if made is not None:
         log.info(
@@ -69,22 +71,15 @@ async def create_task(request: Request) -> Response:
     return JSONResponse(ok({"taskId": submitted.task_id}))
 
 
-def _parse_body(raw: bytes) -> object:
-    if len(raw) > MAX_BODY_BYTES:
-        raise InvalidInput(f"the request body is larger than {MAX_BODY_BYTES // 1024} KB")
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise InvalidInput("the request body must be a JSON object") from error
-
-
 async def record_info(request: Request) -> Response:
     # The route clients poll: it reads its own parameters rather than have FastAPI resolve
     # them, and finds the caller and the task in one read, on the event loop where that is quick.
     found: Services = request.app.state.services
     task_id = request.query_params.get("taskId")
     key_hash = bearer_key_hash(request.headers.get("authorization"))
-    polled = await found.read_quickly(lifecycle.poll_task, found.db, key_hash, task_id or "")
+    # An id that cannot be a task's is looked up as none at all: the database never sees it.
+    lookup = task_id if task_id and is_task_id(task_id) else ""
+    polled = await found.read_quickly(lifecycle.poll_task, found.db, key_hash, lookup)
     if polled is None:
         raise Unauthorized()
     who, task = polled
@@ -119,7 +114,7 @@ def add_hot_routes(app: FastAPI) -> None:
     """createTask and recordInfo, on the app itself and ahead of every other route: the first
     routes matched, without an included router's second pass."""
     app.router.add_api_route(
-        f"{router.prefix}/createTask",
+        CREATE_TASK_PATH,
         create_task,
         methods=["POST"],
         summary="Create a generation task",
@@ -176,11 +171,19 @@ class TaskReference(BaseModel):
     taskId: str  # noqa: N815 - the wire's name
 
 
+def known_task_id(task_id: str) -> str:
+    """`task_id` when it can name a task; else the answer for an unknown task, before any lookup
+    (the database never sees a NUL or other text that no task id holds)."""
+    if not is_task_id(task_id):
+        raise TaskNotFound()
+    return task_id
+
+
 @router.post("/cancel", summary="Cancel a task")
 def cancel(found: ServicesDep, who: CallerDep, body: TaskReference) -> dict[str, Any]:
     """A task not yet running fails at once with code 499 and is refunded; a running one stops
     at the engine's next frame."""
-    task = lifecycle.cancel_task(found.db, who.account_id, body.taskId, found.clock())
+    task = lifecycle.cancel_task(found.db, who.account_id, known_task_id(body.taskId), found.clock())
     if task.state is TaskState.FAIL:
         log.info("task %s fail 499: canceled by the owner", task.id)
         found.deliverer_wake()
@@ -205,9 +208,14 @@ def _write_cursor(task: Task) -> str:
 
 
 def _read_cursor(cursor: str) -> tuple[int, str]:
+    not_ours = InvalidInput("cursor is not one this server gave out")
     try:
         decoded = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         created_at, task_id = decoded.split(":", 1)
-        return int(created_at), task_id
+        after = int(created_at)
     except (ValueError, binascii.Error, UnicodeDecodeError) as error:
-        raise InvalidInput("cursor is not one this server gave out") from error
+        raise not_ours from error
+    # What reaches the query is a time a column can hold and a task id, never any other text.
+    if not (0 <= after < 2**63 and is_task_id(task_id)):
+        raise not_ours
+    return after, task_id

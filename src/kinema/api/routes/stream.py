@@ -11,7 +11,7 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from kinema.accounts.keys import Caller
 from kinema.api.auth import CallerDep, ServicesDep, bearer_key_hash
-from kinema.api.routes.jobs import BadRequest, at_cap, record_of
+from kinema.api.routes.jobs import BadRequest, at_cap, known_task_id, record_of
 from kinema.api.services import Services
 from kinema.domain.errors import TaskNotFound, Unauthorized
 from kinema.domain.task import TaskState
@@ -29,7 +29,7 @@ def _streamed_task(
     """The task to stream, checked before the stream starts (errors come as the usual envelope)."""
     if not task_id:
         raise BadRequest("taskId parameter is required")
-    record = _current(found, who, task_id)
+    record = _current(found, who, known_task_id(task_id))
     if record is None:
         raise TaskNotFound()
     return record

@@ -10,16 +10,20 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, Field
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 
 from kinema.accounts.keys import Caller
 from kinema.api.auth import CallerDep, ServicesDep
+from kinema.api.bodies import BodyCap
+from kinema.api.routes.jobs import BadRequest
 from kinema.api.services import Services
 from kinema.domain.errors import InvalidInput, Maintenance
 from kinema.files import uploads
@@ -32,8 +36,9 @@ router = APIRouter(tags=["files"])
 
 UPLOADED: Final = "File uploaded successfully"
 DOWNLOAD_LINK_SECONDS: Final = 20 * 60
-#: Room for the multipart framing and the text fields around the file.
-_MULTIPART_OVERHEAD: Final = 64 * 1024
+#: Room for the multipart framing and the text fields around the file, or for the JSON around
+#: the base64 text (a data URL's prefix, ``uploadPath``, ``fileName``).
+_FRAMING: Final = 64 * 1024
 _DATA_URL: Final = re.compile(r"data:(?P<type>[\w.+-]+/[\w.+-]+)?(?:;[\w-]+=[\w.-]+)*;base64,", re.ASCII)
 _CHUNK: Final = 1024 * 1024
 
@@ -58,13 +63,29 @@ def _both_prefixes(route: str) -> list[str]:
     return [f"/api/{route}", f"/file-upload/api/{route}"]
 
 
+def body_caps(max_bytes: int) -> dict[str, BodyCap]:
+    """The bodies the upload routes take, by path: a file of `max_bytes` and its framing."""
+    too_large = f"the file is larger than {max_bytes / (1024 * 1024):g} MB"
+    stream = BodyCap(max_bytes + _FRAMING, too_large)
+    base64_text = BodyCap(_base64_length(max_bytes) + _FRAMING, too_large)
+    return dict.fromkeys(_both_prefixes("file-stream-upload"), stream) | dict.fromkeys(
+        _both_prefixes("file-base64-upload"), base64_text
+    )
+
+
+def _base64_length(size: int) -> int:
+    return (size // 3 + 1) * 4
+
+
 async def _stream_upload(request: Request, found: ServicesDep, who: CallerDep) -> dict[str, Any]:
+    # The body is capped while it streams in (`body_caps`); the file's own size is checked below.
     _refuse_in_maintenance(found)
-    declared = request.headers.get("content-length")
     limit = found.upload_rules.max_bytes
-    if declared and declared.isdigit() and int(declared) > limit + _MULTIPART_OVERHEAD:
-        raise InvalidInput(f"the file is larger than {limit / (1024 * 1024):g} MB")
-    form = await request.form(max_files=1, max_fields=10)
+    try:
+        form = await request.form(max_files=1, max_fields=10)
+    except HTTPException as error:  # Starlette's, for framing its parser cannot read
+        detail = str(error.detail).rstrip(".")
+        raise BadRequest(f"the multipart body cannot be read: {detail[:1].lower()}{detail[1:]}") from None
     try:
         file = form.get("file")
         if not isinstance(file, UploadFile):
@@ -96,8 +117,26 @@ def _fetch_and_save(found: Services, who: Caller, body: UrlUpload) -> Upload:
     return _save(found, who, body.uploadPath, file_name, data)
 
 
-def _base64_upload(body: Base64Upload, found: ServicesDep, who: CallerDep) -> dict[str, Any]:
+async def _base64_upload(request: Request, found: ServicesDep, who: CallerDep) -> dict[str, Any]:
+    # The body is read here, after the key is checked, rather than by FastAPI before it.
     _refuse_in_maintenance(found)
+    body = _read_json(Base64Upload, await request.body())
+    return await run_in_threadpool(_save_base64, found, who, body)
+
+
+_Body = TypeVar("_Body", bound=BaseModel)
+
+
+def _read_json(model: type[_Body], raw: bytes) -> _Body:
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as error:
+        raise RequestValidationError(
+            [detail | {"loc": ("body", *detail["loc"])} for detail in error.errors(include_url=False)]
+        ) from None
+
+
+def _save_base64(found: Services, who: Caller, body: Base64Upload) -> dict[str, Any]:
     text = body.base64Data.strip()
     match = _DATA_URL.match(text)
     if text.startswith("data:") and match is None:
@@ -105,7 +144,7 @@ def _base64_upload(body: Base64Upload, found: ServicesDep, who: CallerDep) -> di
     if match is not None:
         text = text[match.end() :]
     limit = found.upload_rules.max_bytes
-    if len(text) > (limit // 3 + 1) * 4 + 4:
+    if len(text) > _base64_length(limit) + 4:
         raise InvalidInput(f"the file is larger than {limit / (1024 * 1024):g} MB")
     try:
         data = base64.b64decode("".join(text.split()), validate=True)
@@ -119,7 +158,18 @@ for _path in _both_prefixes("file-stream-upload"):
 for _path in _both_prefixes("file-url-upload"):
     router.add_api_route(_path, _url_upload, methods=["POST"], summary="Upload a file from a URL")
 for _path in _both_prefixes("file-base64-upload"):
-    router.add_api_route(_path, _base64_upload, methods=["POST"], summary="Upload a file as base64")
+    router.add_api_route(
+        _path,
+        _base64_upload,
+        methods=["POST"],
+        summary="Upload a file as base64",
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": Base64Upload.model_json_schema()}},
+            }
+        },
+    )
 
 
 @router.post("/api/v1/common/download-url", summary="A fresh 20-minute link to one of your files")
