@@ -81,7 +81,7 @@ def test_a_full_run_shows_no_secret_in_the_logs_and_every_answer_its_headers(
             assert record["state"] == "success", (record, served.output())
             check(client.get("/api/v1/jobs/recordInfo", params={"taskId": task_id}, headers=api.headers))
             result = json.loads(record["resultJson"])
-            links.update([*result["resultUrls"], result["firstFrameUrl"], result["lastFrameUrl"]])
+            links.update([*result["resultUrls"], record["firstFrameUrl"], record["lastFrameUrl"]])
             check(client.get(result["resultUrls"][0], headers={"Range": "bytes=0-99"}))
             wait_for(lambda: receiver.accepted(), 60, "the callback")
             links.update(re.findall(r"https?://[^\s\"'\\]+", receiver.accepted()[0].body.decode()))

@@ -78,10 +78,10 @@ def test_the_hot_routes_list_the_codes_they_answer(service: Running) -> None:
     paths = _schema(service)["paths"]
     create = paths["/api/v1/jobs/createTask"]["post"]
     assert _codes_in_200(create) == [200, 401, 402, 413, 422, 455, 500, 505]
-    assert set(create["responses"]) == {"200", "401", "402", "413", "422", "429", "500", "505"}
+    assert set(create["responses"]) == {"200", "401", "402", "413", "422", "429", "500", "503", "505", "507"}
     poll = paths["/api/v1/jobs/recordInfo"]["get"]
     assert _codes_in_200(poll) == [200, 400, 401, 422, 500]
-    assert set(poll["responses"]) == {"200", "400", "401", "422", "429", "500"}
+    assert set(poll["responses"]) == {"200", "400", "401", "422", "429", "500", "503"}
     refused = poll["responses"]["401"]["content"]["application/json"]["schema"]["allOf"]
     assert refused[0] == {"$ref": "#/components/schemas/Envelope"}
     upload = paths[STREAM]["post"]

@@ -65,6 +65,8 @@ CODES: Final[Mapping[tuple[str, str], tuple[int, ...]]] = {
     ("get", "/api/v1/admin/keys"): _KEYED,
     ("post", "/api/v1/admin/keys/revoke"): _ADMIN,
     ("post", "/api/v1/admin/credits"): _ADMIN,
+    # The camera plan needs no key: only the body can be wrong.
+    ("post", "/api/v1/kinema/camera-plan"): (200, 413, 422, 500),
 } | {("post", f"{prefix}/api/{route}"): _UPLOAD for route in UPLOAD_ROUTES for prefix in ("", "/file-upload")}
 
 _ENVELOPE: Final[dict[str, Any]] = {
@@ -127,10 +129,16 @@ def _responses(found: dict[str, Any], codes: list[int], upload: bool) -> dict[st
         for media_type, body in ok.get("content", {}).items()
         if media_type != "application/json"
     }
+    # The answer's examples stay beside the schema that replaces FastAPI's.
+    shown = {
+        name: value
+        for name, value in ok.get("content", {}).get("application/json", {}).items()
+        if name in ("example", "examples")
+    }
     responses: dict[str, Any] = {
         "200": {
             "description": f"The envelope; by default every outcome comes with HTTP 200. Codes: {listed}.",
-            "content": content | {"application/json": {"schema": answer}},
+            "content": content | {"application/json": {"schema": answer} | shown},
         }
     }
     for code in codes:
