@@ -145,6 +145,21 @@ def test_refusals(
     assert message in answer["msg"]
 
 
+def test_a_url_with_a_lone_surrogate_is_refused_in_words(service: Running) -> None:
+    # JSON can carry one ("\\udcff"), and a URL cannot: it once made upload by URL answer 500.
+    body = json.dumps({"fileUrl": "http://images.example/\udcff.png", "uploadPath": "x"})
+    response = service.client.post(
+        BY_URL, content=body, headers=service.api.headers | {"Content-Type": "application/json"}
+    )
+    assert response.status_code == 200
+    assert response.json() == {
+        "success": False,
+        "code": 422,
+        "msg": "fileUrl is not a valid URL",
+        "data": None,
+    }
+
+
 def test_stream_refusals(service: Running, sample_jpeg: bytes) -> None:
     assert "uploadPath is required" in _stream(service.api, sample_jpeg, upload_path=None)["msg"]
     too_big = _stream(service.api, sample_jpeg + bytes(200_000))

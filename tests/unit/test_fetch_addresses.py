@@ -130,6 +130,10 @@ REFUSED_WITHOUT_LOOKUP = [
     ("http://256.1.1.1/", "input.image_url is not a valid URL"),
     ("http://0177.0.0.01/", "input.image_url is not a valid URL"),
     ("http://1.2.3.256/", "input.image_url is not a valid URL"),
+    # A lone surrogate (JSON's "\udcff") has no UTF-8 form, so no URL can hold it.
+    ("http://images.example/\udcff.png", "input.image_url is not a valid URL"),
+    ("http://images.example/?q=\ud800", "input.image_url is not a valid URL"),
+    ("http://\udcff.example/", "input.image_url is not a valid URL"),
     ("http://1.2.3.4.5/", "input.image_url has a malformed numeric host (1.2.3.4.5)"),
     ("http://1.2.65536/", "input.image_url has a malformed numeric host (1.2.65536)"),
     ("http://4294967296/", "input.image_url has a malformed numeric host (4294967296)"),

@@ -162,7 +162,9 @@ def check_url(
 def _parse_url(url: str | httpx.URL, field: str, redirected: bool) -> httpx.URL:
     try:
         parsed = httpx.URL(url)
-    except httpx.InvalidURL as error:
+    except (httpx.InvalidURL, UnicodeError) as error:
+        # httpx percent-encodes the URL as UTF-8: text that has no UTF-8 form (a lone surrogate,
+        # which a JSON body can carry as "\udcff") fails there, as no valid URL can.
         what = "a redirect that is not" if redirected else "not"
         raise FetchRefused(f"{field} is {what} a valid URL") from error
     if parsed.scheme not in _SCHEMES:
