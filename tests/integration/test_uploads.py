@@ -145,9 +145,17 @@ def test_refusals(
     assert message in answer["msg"]
 
 
-def test_a_url_with_a_lone_surrogate_is_refused_in_words(service: Running) -> None:
-    # JSON can carry one ("\\udcff"), and a URL cannot: it once made upload by URL answer 500.
-    body = json.dumps({"fileUrl": "http://images.example/\udcff.png", "uploadPath": "x"})
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://images.example/\udcff.png",  # a lone surrogate: JSON can carry one, no URL can
+        "http://[fe80::1%25et\u00e9]/",  # an IPv6 zone index not in ASCII
+    ],
+    ids=["lone surrogate", "non-ASCII zone index"],
+)
+def test_a_url_that_cannot_be_encoded_is_refused_in_words(service: Running, url: str) -> None:
+    # Each once made upload by URL answer 500.
+    body = json.dumps({"fileUrl": url, "uploadPath": "x"})
     response = service.client.post(
         BY_URL, content=body, headers=service.api.headers | {"Content-Type": "application/json"}
     )

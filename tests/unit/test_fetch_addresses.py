@@ -134,6 +134,8 @@ REFUSED_WITHOUT_LOOKUP = [
     ("http://images.example/\udcff.png", "input.image_url is not a valid URL"),
     ("http://images.example/?q=\ud800", "input.image_url is not a valid URL"),
     ("http://\udcff.example/", "input.image_url is not a valid URL"),
+    ("http://[fe80::1%25et\u00e9]/", "input.image_url is not a valid URL"),
+    ("http://[fe80::1%et\udcff]/", "input.image_url is not a valid URL"),
     ("http://1.2.3.4.5/", "input.image_url has a malformed numeric host (1.2.3.4.5)"),
     ("http://1.2.65536/", "input.image_url has a malformed numeric host (1.2.65536)"),
     ("http://4294967296/", "input.image_url has a malformed numeric host (4294967296)"),

@@ -162,6 +162,9 @@ def check_url(
 def _parse_url(url: str | httpx.URL, field: str, redirected: bool) -> httpx.URL:
     try:
         parsed = httpx.URL(url)
+        # httpx keeps a bracketed host as written and encodes it only when asked: a zone index
+        # in any other script than ASCII fails here.
+        raw_host = parsed.raw_host
     except (httpx.InvalidURL, UnicodeError) as error:
         # httpx percent-encodes the URL as UTF-8: text that has no UTF-8 form (a lone surrogate,
         # which a JSON body can carry as "\udcff") fails there, as no valid URL can.
@@ -176,7 +179,7 @@ def _parse_url(url: str | httpx.URL, field: str, redirected: bool) -> httpx.URL:
         if redirected:
             raise FetchRefused(f"{field} redirects to a URL with a user name or password")
         raise FetchRefused(f"{field} must not contain a user name or password")
-    if not parsed.raw_host:
+    if not raw_host:
         raise FetchRefused(f"{field} has no host")
     port = parsed.port
     if port is not None and not 0 < port < 65536:
