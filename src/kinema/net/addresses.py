@@ -160,14 +160,10 @@ def check_url(
 
 
 def _parse_url(url: str | httpx.URL, field: str, redirected: bool) -> httpx.URL:
+    _refuse_text_without_utf8(url, field, redirected)
     try:
         parsed = httpx.URL(url)
-        # httpx keeps a bracketed host as written and encodes it only when asked: a zone index
-        # in any other script than ASCII fails here.
-        raw_host = parsed.raw_host
-    except (httpx.InvalidURL, UnicodeError) as error:
-        # httpx percent-encodes the URL as UTF-8: text that has no UTF-8 form (a lone surrogate,
-        # which a JSON body can carry as "\udcff") fails there, as no valid URL can.
+    except httpx.InvalidURL as error:
         what = "a redirect that is not" if redirected else "not"
         raise FetchRefused(f"{field} is {what} a valid URL") from error
     if parsed.scheme not in _SCHEMES:
@@ -179,12 +175,32 @@ def _parse_url(url: str | httpx.URL, field: str, redirected: bool) -> httpx.URL:
         if redirected:
             raise FetchRefused(f"{field} redirects to a URL with a user name or password")
         raise FetchRefused(f"{field} must not contain a user name or password")
-    if not raw_host:
+    if not _raw_host(parsed, field):
         raise FetchRefused(f"{field} has no host")
     port = parsed.port
     if port is not None and not 0 < port < 65536:
         raise FetchRefused(f"{field} has an invalid port ({port})")
     return parsed.copy_with(fragment=None)
+
+
+def _refuse_text_without_utf8(url: str | httpx.URL, field: str, redirected: bool) -> None:
+    """A URL is percent-encoded as UTF-8: text with no UTF-8 form (a lone surrogate, which a JSON
+    body can carry as "\\udcff") can be no URL, and httpx would fail on it with a UnicodeError."""
+    if isinstance(url, str):
+        try:
+            url.encode("utf-8")
+        except UnicodeEncodeError:
+            what = "a redirect that is not" if redirected else "not"
+            raise FetchRefused(f"{field} is {what} a valid URL (it holds text with no UTF-8 form)") from None
+
+
+def _raw_host(parsed: httpx.URL, field: str) -> bytes:
+    try:
+        return parsed.raw_host
+    except UnicodeError:
+        # httpx keeps a bracketed host as written and encodes it only when asked: only an IPv6
+        # zone index ("%eth0") in another script than ASCII gets here, refused as any zone is.
+        raise FetchRefused(f"{field} has an invalid IPv6 address ({parsed.host})") from None
 
 
 def _literal_address(host: str, field: str) -> IPAddress | None:
