@@ -183,26 +183,6 @@ def _parse_url(url: str | httpx.URL, field: str, redirected: bool) -> httpx.URL:
     return parsed.copy_with(fragment=None)
 
 
-def _refuse_text_without_utf8(url: str | httpx.URL, field: str, redirected: bool) -> None:
-    """A URL is percent-encoded as UTF-8: text with no UTF-8 form (a lone surrogate, which a JSON
-    body can carry as "\\udcff") can be no URL, and httpx would fail on it with a UnicodeError."""
-    if isinstance(url, str):
-        try:
-            url.encode("utf-8")
-        except UnicodeEncodeError:
-            what = "a redirect that is not" if redirected else "not"
-            raise FetchRefused(f"{field} is {what} a valid URL (it holds text with no UTF-8 form)") from None
-
-
-def _raw_host(parsed: httpx.URL, field: str) -> bytes:
-    try:
-        return parsed.raw_host
-    except UnicodeError:
-        # httpx keeps a bracketed host as written and encodes it only when asked: only an IPv6
-        # zone index ("%eth0") in another script than ASCII gets here, refused as any zone is.
-        raise FetchRefused(f"{field} has an invalid IPv6 address ({parsed.host})") from None
-
-
 def _literal_address(host: str, field: str) -> IPAddress | None:
     """The address a host names directly, in any form a browser or the C library reads; None for a name."""
     if ":" not in host:
@@ -268,3 +248,26 @@ def _resolve(host: str, resolver: Resolver, field: str) -> tuple[IPAddress, ...]
     if not addresses:
         raise not_found
     return addresses
+
+
+def _refuse_text_without_utf8(url: str | httpx.URL, field: str, redirected: bool) -> None:
+    """Refuse text with no UTF-8 form, which httpx would fail on with a UnicodeError.
+
+    A URL is percent-encoded as UTF-8, and a lone surrogate (a JSON body can carry one, as
+    "\\udcff") has no such form: no URL can hold one.
+    """
+    if isinstance(url, str):
+        try:
+            url.encode("utf-8")
+        except UnicodeEncodeError:
+            what = "a redirect that is not" if redirected else "not"
+            raise FetchRefused(f"{field} is {what} a valid URL (it holds text with no UTF-8 form)") from None
+
+
+def _raw_host(parsed: httpx.URL, field: str) -> bytes:
+    try:
+        return parsed.raw_host
+    except UnicodeError:
+        # httpx keeps a bracketed host as written and encodes it only when asked: only an IPv6
+        # zone index ("%eth0") in another script than ASCII gets here, refused as any zone is.
+        raise FetchRefused(f"{field} has an invalid IPv6 address ({parsed.host})") from None
