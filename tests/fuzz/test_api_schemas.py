@@ -38,9 +38,9 @@ SEED_SPEC = REPO_ROOT.parent / "shared" / "spec" / "hailuo-2-3-image-to-video-st
 
 #: Examples per operation and generation mode: enough to reach every documented field, few
 #: enough that both runs, on both databases, take about a minute on two cores.
-EXAMPLES = 12
+EXAMPLES = 30
 #: One operation only, so it can afford more.
-SEED_EXAMPLES = 60
+SEED_EXAMPLES = 150
 
 ADMIN_TOKEN = "an-admin-token-for-the-fuzzer"
 LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
@@ -72,8 +72,9 @@ CODES_UNDOCUMENTED: frozenset[str] = frozenset(
 )
 # A request the document allows is refused because the document does not say what the route
 # requires: createTask's model, stream's and callbacks' taskId, the upload's file, uploadPath
-# and base64 data, what a list cursor or a download link must be; nor that a taskId the server
-# never gave out is answered 422 "recordInfo is null", as the published API does.
+# and base64 data, what a list cursor or a download link must be, that the admin routes' names
+# and references hold no control characters; nor that a taskId the server never gave out is
+# answered 422 "recordInfo is null", as the published API does.
 REQUIREMENTS_UNDOCUMENTED: frozenset[str] = frozenset(
     {
         "POST /api/v1/jobs/createTask",
@@ -86,6 +87,9 @@ REQUIREMENTS_UNDOCUMENTED: frozenset[str] = frozenset(
         *(f"POST {path}" for path in UPLOADS),
         *(f"POST /file-upload{path}" for path in UPLOADS),
         "POST /api/v1/common/download-url",
+        "POST /api/v1/admin/keys",
+        "POST /api/v1/admin/keys/revoke",
+        "POST /api/v1/admin/credits",
     }
 )
 
