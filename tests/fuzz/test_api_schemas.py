@@ -24,7 +24,9 @@ from schemathesis.core.failures import FailureGroup
 from schemathesis.python.asgi import shutdown_lifespans
 from schemathesis.schemas import APIOperation, BaseSchema
 from schemathesis.specs.openapi import checks
+from sqlalchemy.engine import make_url
 from tests.conftest import MakeSettings
+from tests.support.databases import postgres_url
 from tests.support.engines import InstantEngine
 
 from kinema.accounts import keys
@@ -119,15 +121,17 @@ class Served:
 
 @pytest.fixture
 def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Names resolve and connections go to loopback only (the test database), nowhere else.
+    """Names resolve and connections go to loopback only (and the test database), nowhere else.
 
     Fuzzed image and callback URLs then fail as an unreachable host does, and the service's
     own address rules (private addresses refused) keep it off loopback.
     """
     resolve, connect = socket.getaddrinfo, socket.create_connection
+    database = postgres_url()
+    names = LOOPBACK | ({make_url(database).host} if database else set())
 
     def loopback_names(host: Any, *args: Any, **kwargs: Any) -> Any:
-        if host is not None and host not in LOOPBACK:
+        if host is not None and host not in names:
             raise socket.gaierror(socket.EAI_NONAME, f"{host!r}: no network in the fuzz tests")
         return resolve(host, *args, **kwargs)
 
@@ -198,7 +202,11 @@ def fuzz_operation(
         derandomize=True,  # the same cases in every run: a failure in CI reproduces anywhere
         database=None,
         phases=[Phase.explicit, Phase.generate, Phase.shrink],  # no explain phase: it costs minutes
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+        suppress_health_check=[
+            HealthCheck.too_slow,
+            HealthCheck.filter_too_much,
+            HealthCheck.large_base_example,
+        ],
     )
     def run(case: Case) -> None:
         call(operation, case)
@@ -234,3 +242,18 @@ def test_the_service_answers_as_its_openapi_document_says(strict: Served) -> Non
 
     failures = fuzz(schema, EXAMPLES, call)
     assert not failures, report(failures)
+
+
+def test_the_fuzzed_service_reaches_no_network(strict: Served) -> None:
+    """What the fuzzers send is answered without a byte leaving: a name does not resolve, an
+    address refuses the connection."""
+    schema = schemathesis.openapi.from_asgi("/openapi.json", strict.app)
+    upload = schema["/api/file-url-upload"]["POST"]
+    for url, refusal in (
+        ("https://example.com/cat.png", "the host example.com was not found"),
+        ("http://93.184.215.14/cat.png", "could not be reached: the connection was refused"),
+    ):
+        case = upload.Case(body={"fileUrl": url, "uploadPath": "x"}, media_type="application/json")
+        answer = case.call(headers=strict.headers_for(upload)).json()
+        assert answer["code"] == 422, answer
+        assert refusal in answer["msg"]
