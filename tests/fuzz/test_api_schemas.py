@@ -186,7 +186,9 @@ def fuzz(schema: BaseSchema, examples: int, call: Callable[[APIOperation, Case],
             try:
                 fuzz_operation(operation, mode, examples, call)
             except Unsatisfiable:
-                continue  # nothing in this operation can be made invalid
+                if mode is GenerationMode.POSITIVE:
+                    raise
+                # Nothing in this operation can be made invalid (a string of any length, say).
             except (AssertionError, FailureGroup) as failure:
                 failures[f"{operation.label} ({mode.value})"] = str(failure)
     return failures
