@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 TEST_STAMP := $(VENV)/.installed-test-stamp
 
-.PHONY: install install-test run test lint bench soak lock clean
+.PHONY: install install-test run test lint bench soak fuzz lock clean
 
 install: $(STAMP)
 
@@ -59,6 +59,14 @@ bench: install
 soak: install
 	$(BIN)/python -m bench.soak --database sqlite
 	$(BIN)/python -m bench.soak --database postgres
+
+## fuzz: image intake, the prompt parser and the URL rules under atheris, FUZZ_SECONDS (30) each;
+## what each learns is kept in out/fuzz/, with any crash and how to replay it
+FUZZ_SECONDS ?= 30
+fuzz: install
+	FUZZ_SECONDS=$(FUZZ_SECONDS) $(BIN)/python -m fuzz.image_intake
+	FUZZ_SECONDS=$(FUZZ_SECONDS) $(BIN)/python -m fuzz.prompt_plan
+	FUZZ_SECONDS=$(FUZZ_SECONDS) $(BIN)/python -m fuzz.url_rules
 
 ## lock: re-pin every installed package (run after `make test` installed every extra)
 # A local version label (torch's "+cpu") is dropped: the pin then takes whichever build of

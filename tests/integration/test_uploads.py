@@ -145,6 +145,27 @@ def test_refusals(
     assert message in answer["msg"]
 
 
+@pytest.mark.parametrize(
+    ("url", "refusal"),
+    [
+        # A lone surrogate: JSON can carry one, no URL can.
+        ("http://images.example/\udcff.png", "fileUrl is not a valid URL"),
+        ("http://[fe80::1%25et\u00e9]/", "fileUrl has an invalid IPv6 address"),
+    ],
+    ids=["lone surrogate", "zone index not in ASCII"],
+)
+def test_a_url_that_cannot_be_encoded_is_refused_in_words(service: Running, url: str, refusal: str) -> None:
+    # Each once made upload by URL answer 500.
+    body = json.dumps({"fileUrl": url, "uploadPath": "x"})
+    response = service.client.post(
+        BY_URL, content=body, headers=service.api.headers | {"Content-Type": "application/json"}
+    )
+    assert response.status_code == 200
+    answer = response.json()
+    assert (answer["success"], answer["code"], answer["data"]) == (False, 422, None)
+    assert answer["msg"].startswith(refusal)
+
+
 def test_stream_refusals(service: Running, sample_jpeg: bytes) -> None:
     assert "uploadPath is required" in _stream(service.api, sample_jpeg, upload_path=None)["msg"]
     too_big = _stream(service.api, sample_jpeg + bytes(200_000))

@@ -130,12 +130,18 @@ REFUSED_WITHOUT_LOOKUP = [
     ("http://256.1.1.1/", "input.image_url is not a valid URL"),
     ("http://0177.0.0.01/", "input.image_url is not a valid URL"),
     ("http://1.2.3.256/", "input.image_url is not a valid URL"),
+    # A lone surrogate (JSON's "\udcff") has no UTF-8 form, so no URL can hold it.
+    ("http://images.example/\udcff.png", "input.image_url is not a valid URL"),
+    ("http://images.example/?q=\ud800", "input.image_url is not a valid URL"),
+    ("http://\udcff.example/", "input.image_url is not a valid URL"),
+    ("http://[fe80::1%25et\udcff]/", "input.image_url is not a valid URL"),
     ("http://1.2.3.4.5/", "input.image_url has a malformed numeric host (1.2.3.4.5)"),
     ("http://1.2.65536/", "input.image_url has a malformed numeric host (1.2.65536)"),
     ("http://4294967296/", "input.image_url has a malformed numeric host (4294967296)"),
     ("http://09.1.1/", "input.image_url has a malformed numeric host (09.1.1)"),
     ("http://1..1/", "input.image_url has a malformed numeric host (1..1)"),
     ("http://[fe80::1%25eth0]/", "input.image_url has an invalid IPv6 address (fe80::1%25eth0)"),
+    ("http://[fe80::1%25et\u00e9]/", "input.image_url has an invalid IPv6 address (fe80::1%25et\u00e9)"),
     # Addresses named directly, in every spelling the C library or a browser accepts.
     ("http://127.0.0.1/", "input.image_url points to a private or reserved address (127.0.0.1)"),
     ("http://127.0.0.1./", "input.image_url points to a private or reserved address (127.0.0.1)"),

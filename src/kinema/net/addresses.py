@@ -189,6 +189,7 @@ def _is_host_name(host: str) -> bool:
 
 
 def _parse_url(url: str | httpx.URL, field: str, redirected: bool) -> httpx.URL:
+    _refuse_text_without_utf8(url, field, redirected)
     try:
         parsed = httpx.URL(url)
     except httpx.InvalidURL as error:
@@ -203,7 +204,7 @@ def _parse_url(url: str | httpx.URL, field: str, redirected: bool) -> httpx.URL:
         if redirected:
             raise FetchRefused(f"{field} redirects to a URL with a user name or password")
         raise FetchRefused(f"{field} must not contain a user name or password")
-    if not parsed.raw_host:
+    if not _raw_host(parsed, field):
         raise FetchRefused(f"{field} has no host")
     port = parsed.port
     if port is not None and not 0 < port < 65536:
@@ -282,3 +283,26 @@ def _resolve(host: str, resolver: Resolver, field: str) -> tuple[IPAddress, ...]
     if not addresses:
         raise not_found
     return addresses
+
+
+def _refuse_text_without_utf8(url: str | httpx.URL, field: str, redirected: bool) -> None:
+    """Refuse text with no UTF-8 form, which httpx would fail on with a UnicodeError.
+
+    A URL is percent-encoded as UTF-8, and a lone surrogate (a JSON body can carry one, as
+    "\\udcff") has no such form: no URL can hold one.
+    """
+    if isinstance(url, str):
+        try:
+            url.encode("utf-8")
+        except UnicodeEncodeError:
+            what = "a redirect that is not" if redirected else "not"
+            raise FetchRefused(f"{field} is {what} a valid URL (it holds text with no UTF-8 form)") from None
+
+
+def _raw_host(parsed: httpx.URL, field: str) -> bytes:
+    try:
+        return parsed.raw_host
+    except UnicodeError:
+        # httpx keeps a bracketed host as written and encodes it only when asked: only an IPv6
+        # zone index ("%eth0") in another script than ASCII gets here, refused as any zone is.
+        raise FetchRefused(f"{field} has an invalid IPv6 address ({parsed.host})") from None
