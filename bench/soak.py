@@ -198,6 +198,7 @@ async def client_loop(
     weights = list(ACTIONS.values())
     picture = read_sample("sample.jpg") or b""
     own_image = f"{urls['service']}/samples/sample.jpg"
+    mine: list[str] = []  #: This client's own tasks: another's are not its to see.
 
     def body(image_url: str, callback: bool = False) -> dict[str, Any]:
         request: dict[str, Any] = {
@@ -215,6 +216,7 @@ async def client_loop(
             return None
         task_id: str = data["taskId"]
         tally.task_ids.append(task_id)
+        mine.append(task_id)
         return task_id
 
     def checked(route: str, answer: httpx.Response, accept: tuple[int, ...] = (200,)) -> Any:
@@ -229,9 +231,9 @@ async def client_loop(
         return envelope.get("data")
 
     async def stream() -> None:
-        if not tally.task_ids:
+        if not mine:
             return
-        task_id = chooser.choice(tally.task_ids)
+        task_id = chooser.choice(mine)
         # A client watches for a few seconds, or to the end, then goes.
         with suppress(TimeoutError):
             async with asyncio.timeout(3):
@@ -246,8 +248,8 @@ async def client_loop(
 
     async def act(name: str) -> None:
         if name == "recordInfo":
-            if tally.task_ids:
-                task_id = chooser.choice(tally.task_ids)
+            if mine:
+                task_id = chooser.choice(mine)
                 checked(name, await client.get("/api/v1/jobs/recordInfo", params={"taskId": task_id}))
         elif name == "createTask":
             await create()
@@ -296,19 +298,21 @@ async def sampler(service: Service, started: float, stop_at: float, samples: lis
 
 
 async def run_load(
-    service: Service, key: str, urls: dict[str, str], seconds: float, clients: int, budget: int
+    service: Service, api_keys: list[str], urls: dict[str, str], seconds: float, budget: int
 ) -> tuple[Tally, list[Sample]]:
+    """Each client is a user of its own, with its own key and tasks."""
     tally = Tally()
     samples: list[Sample] = []
     started = time.monotonic()
     stop_at = started + seconds
-    headers = {"Authorization": f"Bearer {key}"}
-    limits = httpx.Limits(max_connections=clients * 2)
-    async with httpx.AsyncClient(base_url=service.url, headers=headers, timeout=30, limits=limits) as client:
-        loops: list[Awaitable[None]] = [
-            client_loop(client, tally, stop_at, budget, urls, seed) for seed in range(clients)
-        ]
-        await asyncio.gather(sampler(service, started, stop_at, samples), *loops)
+
+    async def one(key: str, seed: int) -> None:
+        headers = {"Authorization": f"Bearer {key}"}
+        async with httpx.AsyncClient(base_url=service.url, headers=headers, timeout=30) as client:
+            await client_loop(client, tally, stop_at, budget, urls, seed)
+
+    loops: list[Awaitable[None]] = [one(key, seed) for seed, key in enumerate(api_keys)]
+    await asyncio.gather(sampler(service, started, stop_at, samples), *loops)
     return tally, samples
 
 
@@ -391,7 +395,10 @@ def soak(args: argparse.Namespace, work: Path, database_url: str, redis_url: str
     db = Database(database_url)
     db.migrate()
     with db.write() as connection:
-        key = keys.open_account(connection, "soak", 10**9, system_clock()).secret
+        api_keys = [
+            keys.open_account(connection, f"soak {n}", 10**9, system_clock()).secret
+            for n in range(args.clients)
+        ]
     db.dispose()
     port = free_port()
     env = {
@@ -414,9 +421,7 @@ def soak(args: argparse.Namespace, work: Path, database_url: str, redis_url: str
         service = Service(env, work / "serve.log")
         try:
             urls = {"service": service.url, "images": images, "receiver": receiver}
-            tally, samples = asyncio.run(
-                run_load(service, key, urls, args.seconds, args.clients, args.max_requests)
-            )
+            tally, samples = asyncio.run(run_load(service, api_keys, urls, args.seconds, args.max_requests))
         finally:
             service.stop()
         ok = report(tally, samples, args.seconds, args.database, Receiver.received)
