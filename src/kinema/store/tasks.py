@@ -74,6 +74,26 @@ RUNNING: Final = (
 )
 
 
+#: Whether any task waits in a state for a worker: one indexed row at most.
+_READY: Final = {
+    state: select(tasks.c.id)
+    .where(
+        tasks.c.state == state.value,
+        tasks.c.lease_owner.is_(None),
+        tasks.c.cancel_requested.is_(False),
+        tasks.c.deadline_at > bindparam("now"),
+    )
+    .limit(1)
+    for state in (TaskState.WAITING, TaskState.QUEUING)
+}
+
+
+def any_ready(db: Database, how: Move, now: int) -> bool:
+    """Whether a claim by `how` could find a task now (a read, quick enough to ask first)."""
+    (source,) = how.sources
+    return db.first(_READY[source], {"now": now}) is not None
+
+
 def insert_task(connection: Connection, task: Task) -> None:
     run(
         connection,

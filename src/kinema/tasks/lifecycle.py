@@ -178,7 +178,13 @@ def claim_next(
     max_intakes_per_account: int | None = None,
 ) -> Claim | None:
     """Take the next task ready for `stage`, or None when there is none: for generation the
-    oldest, for intake the oldest of the account with the fewest intakes in flight."""
+    oldest, for intake the oldest of the account with the fewest intakes in flight.
+
+    A quick read first: idle workers, woken for every new task whatever its stage, take no
+    write lock (SQLite's one writer) when nothing waits for their stage.
+    """
+    if not statements.any_ready(db, _CLAIMS[stage], now):
+        return None
     with db.write() as connection:
         task = statements.claim(
             connection,
