@@ -100,8 +100,3 @@ def keep_result(ports: GeneratePorts, claim: Claim, result: GenerationResult) ->
         return True
     ports.store.delete_prefix(layout.result_prefix(task.account_id, task.id, claim.attempt))
     return False
-
-
-def fail(ports: GeneratePorts, claim: Claim, code: FailCode, message: str) -> bool:
-    """Fail the claimed task (refunded); False if the claim was lost."""
-    return lifecycle.finish_failure(ports.db, claim, code, message, ports.clock())

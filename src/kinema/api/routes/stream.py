@@ -9,7 +9,6 @@ from typing import Annotated, Any, Final
 from fastapi import APIRouter, Depends, Header, Query
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
-from kinema.accounts.keys import Caller
 from kinema.api.auth import CallerDep, ServicesDep, bearer_key_hash
 from kinema.api.routes.jobs import BadRequest, at_cap, known_task_id, record_of
 from kinema.api.services import Services
@@ -24,12 +23,17 @@ STREAM_KEEPALIVE_S = 15.0
 
 
 def _streamed_task(
-    found: ServicesDep, who: CallerDep, task_id: Annotated[str | None, Query(alias="taskId")] = None
+    found: ServicesDep,
+    _who: CallerDep,
+    task_id: Annotated[str | None, Query(alias="taskId")] = None,
+    authorization: Annotated[str | None, Header()] = None,
 ) -> dict[str, Any]:
     """The task to stream, checked before the stream starts (errors come as the usual envelope)."""
     if not task_id:
         raise BadRequest("taskId parameter is required")
-    record = _current(found, who, known_task_id(task_id))
+    record = _polled(found, bearer_key_hash(authorization), known_task_id(task_id))
+    if record is _REVOKED:  # revoked since the key was checked a moment ago
+        raise Unauthorized()
     if record is None:
         raise TaskNotFound()
     return record
@@ -93,14 +97,3 @@ def _polled(found: Services, key_hash: str, task_id: str) -> dict[str, Any] | No
         return None
     held = task.state is TaskState.QUEUING and at_cap(found, lifecycle.running_now(found.db, who.account_id))
     return record_of(found, task, held=held)
-
-
-def _current(found: Services, who: Caller, task_id: str) -> dict[str, Any] | None:
-    with found.db.read() as connection:
-        task = lifecycle.get_task(connection, task_id, who.account_id)
-        held = (
-            task is not None
-            and task.state is TaskState.QUEUING
-            and at_cap(found, lifecycle.running_count(connection, who.account_id))
-        )
-    return None if task is None else record_of(found, task, held=held)
