@@ -36,6 +36,7 @@ $(TEST_STAMP): $(STAMP)
 ## run: start the service on http://127.0.0.1:8000 (KINEMA_PORT=... for another port) with a local
 ## key and a ready example; the playground is at /
 run: install
+	$(BIN)/kinema migrate
 	$(BIN)/kinema serve --welcome
 
 ## test: lint, type-check, check import rules, then run every test (on every core)

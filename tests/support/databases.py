@@ -67,6 +67,16 @@ class PostgresTemplates:
         finally:
             self._execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
+    @contextmanager
+    def empty_database(self) -> Iterator[str]:
+        """A database with no schema at all, as a first start finds it."""
+        name = f"kinema_test_{secrets.token_hex(6)}"
+        self._execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield self.server.set(database=name).render_as_string(hide_password=False)
+        finally:
+            self._execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
     def close(self) -> None:
         if self._ready:
             self._execute(f'DROP DATABASE IF EXISTS "{self._template}" WITH (FORCE)')
@@ -86,6 +96,18 @@ def fresh_database_url(dialect: str, folder: Path, templates: PostgresTemplates 
     skip_without_postgres()
     assert templates is not None
     with templates.database() as url:
+        yield url
+
+
+@contextmanager
+def empty_database_url(dialect: str, folder: Path, templates: PostgresTemplates | None) -> Iterator[str]:
+    """A database of `dialect` with no schema yet."""
+    if dialect == "sqlite":
+        yield f"sqlite:///{folder / 'kinema.db'}"
+        return
+    skip_without_postgres()
+    assert templates is not None
+    with templates.empty_database() as url:
         yield url
 
 

@@ -17,7 +17,7 @@ from kinema.accounts import credits as ledger
 from kinema.accounts import keys as key_store
 from kinema.cli import client as client_commands
 from kinema.cli.app import app, console, fail
-from kinema.cli.service import load_settings
+from kinema.cli.service import load_settings, require_schema
 from kinema.client import DEFAULT_BASE_URL
 from kinema.domain.clock import system_clock
 from kinema.domain.errors import KinemaError
@@ -36,8 +36,7 @@ webhooks_app.add_typer(secret_app, name="secret")
 
 def _database() -> Database:
     db = runtime.open_database(load_settings())
-    if not db.is_at_head():
-        fail("the database is not at the newest schema: run `kinema migrate` first")
+    require_schema(db)
     return db
 
 

@@ -20,6 +20,7 @@ from kinema.cli.welcome import print_welcome
 from kinema.domain.clock import system_clock
 from kinema.domain.errors import KinemaError
 from kinema.settings import Settings, listening_url
+from kinema.store.database import Database, Schema
 
 
 def load_settings(**overrides: object) -> Settings:
@@ -57,11 +58,41 @@ class RedactedAccessLog(logging.Filter):
 
 @app.command()
 def migrate() -> None:
-    """Create or upgrade the database schema (safe to run again)."""
+    """Create or upgrade the database schema (safe to run again, and from several hosts at once)."""
     settings = load_settings()
     db = runtime.open_database(settings)
+    if db.schema() is Schema.UNKNOWN:
+        fail(schema_problem(db, Schema.UNKNOWN))
     db.migrate()
     console.print(f"database at revision {db.current_revision()}", highlight=False)
+
+
+def require_schema(db: Database, *, create: bool = False) -> None:
+    """Stop unless the schema is this Kinema's; with `create`, a new database gets it at once.
+
+    An older schema is never upgraded behind the operator's back: replicas of the older version
+    may still be running against it. `kinema migrate` does that, once, when they are ready.
+    """
+    schema = db.schema()
+    if schema is Schema.EMPTY and create:
+        db.migrate()  # concurrent first starts take turns; the second finds it done
+    elif schema is not Schema.CURRENT:
+        fail(schema_problem(db, schema))
+
+
+def schema_problem(db: Database, schema: Schema) -> str:
+    current, head = db.current_revision(), db.head_revision()
+    if schema is Schema.EMPTY:
+        return "the database has no schema yet: run `kinema migrate` first"
+    if schema is Schema.UNKNOWN:
+        return (
+            f"the database's schema is at revision {current}, which this Kinema does not know: "
+            "a newer Kinema has migrated it; run that version"
+        )
+    return (
+        f"the database's schema is at revision {current}, older than this Kinema's ({head}): "
+        "run `kinema migrate`, then start again"
+    )
 
 
 @app.command()
@@ -99,7 +130,7 @@ def serve(
             soft_wrap=True,
         )
     db = runtime.open_database(settings)
-    db.migrate()
+    require_schema(db, create=True)
     try:
         service = create_app(settings)
     except KinemaError as error:
@@ -152,8 +183,7 @@ def worker(
     settings = load_settings(workers=threads)
     configure_logging(settings.log_level)
     db = runtime.open_database(settings)
-    if not db.is_at_head():
-        fail("the database is not at the newest schema: run `kinema migrate` first")
+    require_schema(db)
     policy = runtime.fetch_policy(settings)
     deliverer = runtime.build_deliverer(settings, db, clock=system_clock, policy=policy)
     try:

@@ -6,6 +6,7 @@ chosen once here from the URL.
 
 from __future__ import annotations
 
+import enum
 import threading
 import time
 from collections import Counter
@@ -24,9 +25,11 @@ from sqlalchemy.engine import URL
 from kinema.domain.errors import Unavailable
 from kinema.store.dialects import SQLITE_BUSY_TIMEOUT_MS, Dialect, Row, SQLite, dialect_for
 
-__all__ = ["Connection", "Database", "Row", "normalise_url", "run"]
+__all__ = ["Connection", "Database", "Row", "Schema", "normalise_url", "run"]
 
 MIGRATIONS_DIR: Final = Path(__file__).parent / "migrations"
+#: The critical section a migration holds, so that concurrent starts never race.
+MIGRATION_LOCK: Final = "kinema-schema-migration"
 
 
 def normalise_url(url: str) -> URL:
@@ -35,6 +38,15 @@ def normalise_url(url: str) -> URL:
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     return parsed
+
+
+class Schema(enum.Enum):
+    """Where a database's schema stands against the migrations this code knows."""
+
+    EMPTY = "empty"  #: Nothing migrated yet: a new database.
+    BEHIND = "behind"  #: An older revision: `kinema migrate` brings it up to date.
+    CURRENT = "current"
+    UNKNOWN = "unknown"  #: A revision this code does not know: a newer Kinema migrated it.
 
 
 class Database:
@@ -143,12 +155,24 @@ class Database:
     def alembic_config(self) -> Config:
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS_DIR))
-        config.attributes["engine"] = self.engine
+        config.attributes["database"] = self
         return config
 
     def migrate(self) -> None:
-        """Bring the schema to the newest migration (idempotent)."""
+        """Bring the schema to the newest migration (idempotent; concurrent runs take turns)."""
         command.upgrade(self.alembic_config(), "head")
+
+    def schema(self) -> Schema:
+        """Where the schema stands against the migrations this code knows."""
+        current = self.current_revision()
+        if current is None:
+            return Schema.EMPTY
+        if current == self.head_revision():
+            return Schema.CURRENT
+        known = {
+            script.revision for script in ScriptDirectory.from_config(self.alembic_config()).walk_revisions()
+        }
+        return Schema.BEHIND if current in known else Schema.UNKNOWN
 
     def head_revision(self) -> str | None:
         return ScriptDirectory.from_config(self.alembic_config()).get_current_head()
