@@ -13,6 +13,7 @@ import pytest
 from numpy.typing import NDArray
 from tests.support.databases import DIALECTS, PostgresTemplates, fresh_database_url, postgres_url
 from tests.support.http import ImageHost, image_host
+from tests.support.s3_server import S3Server, s3_server
 
 from kinema.domain.video import FrameSize
 from kinema.engines.motion.camera import plan_path
@@ -128,6 +129,14 @@ def make_settings(tmp_path: Path, database_url: str) -> MakeSettings:
 def image_server() -> Iterator[ImageHost]:
     with image_host() as host:
         yield host
+
+
+@pytest.fixture(scope="session")
+def s3() -> Iterator[S3Server]:
+    """An S3-speaking server on loopback (moto), one per test process; `S3Server.new_bucket`
+    gives each test its own bucket."""
+    with s3_server() as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 
 from limits import parse as parse_limit
 from prometheus_client import CollectorRegistry
+from pydantic import SecretStr
 
 from kinema.domain.clock import Clock
 from kinema.domain.errors import EngineUnavailable
@@ -24,9 +25,11 @@ from kinema.media.intake import DecodeSlots
 from kinema.net.fetcher import SafeFetcher
 from kinema.net.policy import FetchPolicy
 from kinema.settings import Settings
-from kinema.storage.local import LocalBlobStore
+from kinema.storage.base import BlobStore
+from kinema.storage.local import STAGING_DIR, LocalBlobStore
 from kinema.storage.own import OwnFiles
-from kinema.storage.signing import LinkSigner
+from kinema.storage.s3 import S3BlobStore, S3Options
+from kinema.storage.signing import BucketLinks, LinkSigner
 from kinema.store import secrets as secrets_store
 from kinema.store.database import Database
 from kinema.store.gate import LocalRateGate, SqlRateGate
@@ -43,23 +46,57 @@ def open_database(settings: Settings) -> Database:
     )
 
 
-def open_store(settings: Settings) -> LocalBlobStore:
+def open_store(settings: Settings) -> BlobStore:
+    """The store `KINEMA_STORAGE` names: the local folder, or the S3 bucket."""
+    if settings.storage == "s3":
+        # Files being made are staged where local files would be, so the disk check of
+        # `/readyz` still watches the disk they need.
+        return S3BlobStore(s3_options(settings), staging_root=settings.files_dir / STAGING_DIR)
     return LocalBlobStore(settings.files_dir)
 
 
-def link_signer(settings: Settings, db: Database, now: int) -> LinkSigner:
+def s3_options(settings: Settings) -> S3Options:
+    def secret(value: SecretStr | None) -> str | None:
+        return None if value is None else value.get_secret_value()
+
+    return S3Options(
+        bucket=settings.s3_bucket,
+        prefix=settings.s3_prefix,
+        endpoint_url=settings.s3_endpoint_url or None,
+        region=settings.s3_region or None,
+        access_key_id=secret(settings.s3_access_key_id),
+        secret_access_key=secret(settings.s3_secret_access_key),
+        path_style=settings.s3_path_style,
+        multipart_threshold_bytes=settings.s3_multipart_threshold_bytes,
+        max_attempts=settings.s3_max_attempts,
+        timeout_s=settings.s3_timeout_seconds,
+    )
+
+
+def link_signer(settings: Settings, db: Database, now: int, store: BlobStore | None = None) -> LinkSigner:
     """The signer of file links: the configured secret, else one kept in the database.
 
     Kept in the database, every replica and worker signs with the same secret and restarts
-    keep old links valid, with nothing to configure.
+    keep old links valid, with nothing to configure. With S3 and presigned links, the links it
+    hands out are the bucket's (made by `store`, or by a store of its own when none is given).
     """
+    links = bucket_links(settings, store)
     if settings.secret_key is not None:
-        return LinkSigner(settings.secret_key.get_secret_value().encode())
+        return LinkSigner(settings.secret_key.get_secret_value().encode(), links)
     with db.write() as connection:
         stored = secrets_store.server_secret(
             connection, db.dialect, _LINK_SECRET, secrets.token_urlsafe(32), now
         )
-    return LinkSigner(stored.encode())
+    return LinkSigner(stored.encode(), links)
+
+
+def bucket_links(settings: Settings, store: BlobStore | None = None) -> BucketLinks | None:
+    """The bucket that serves the files itself, if the settings say it does."""
+    if settings.storage != "s3" or settings.s3_links != "presigned":
+        return None
+    if isinstance(store, S3BlobStore):
+        return store
+    return S3BlobStore(s3_options(settings), staging_root=settings.files_dir / STAGING_DIR)
 
 
 def upload_rules(settings: Settings) -> UploadRules:
@@ -186,7 +223,7 @@ def build_worker(
 ) -> Worker:
     store = open_store(settings)
     own_files = OwnFiles(
-        settings.public_url, store, link_signer(settings, db, clock()), lambda: clock() // 1000
+        settings.public_url, store, link_signer(settings, db, clock(), store), lambda: clock() // 1000
     )
     if engines is None:
         engines = load_engines(settings, db, clock)

@@ -29,6 +29,20 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 8000
 
+    # Where files live: the local folder, or an S3 bucket.
+    storage: Literal["local", "s3"] = "local"
+    s3_bucket: str = ""
+    s3_prefix: str = ""
+    s3_endpoint_url: str = ""  #: Unset: AWS itself.
+    s3_region: str = ""  #: Unset: the standard AWS chain (``AWS_REGION``, the config file).
+    s3_access_key_id: SecretStr | None = None  #: Unset: the standard AWS credentials chain.
+    s3_secret_access_key: SecretStr | None = None
+    s3_path_style: bool = False
+    s3_links: Literal["presigned", "proxy"] = "presigned"
+    s3_multipart_threshold_bytes: Annotated[int, Field(ge=5 * 1024 * 1024)] = 64 * 1024 * 1024
+    s3_max_attempts: Annotated[int, Field(ge=1)] = 3
+    s3_timeout_seconds: Positive = 10
+
     # Generation.
     engine: str = "motion"
     model_engines: dict[str, str] = Field(default_factory=dict)
@@ -162,12 +176,37 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("s3_endpoint_url")
+    @classmethod
+    def _endpoint_is_a_url(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an absolute http or https URL")
+        return value.rstrip("/")
+
+    @field_validator("s3_prefix")
+    @classmethod
+    def _prefix_is_a_folder(cls, value: str) -> str:
+        from kinema.storage.base import check_key
+
+        folder = value.strip("/")
+        if folder:
+            check_key(folder)
+        return folder
+
     @field_validator("secret_key")
     @classmethod
     def _secret_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value().encode()) < 16:
             raise ValueError("must be at least 16 bytes")
         return value
+
+    @model_validator(mode="after")
+    def _s3_complete(self) -> Settings:
+        if self.storage == "s3" and not self.s3_bucket:
+            raise ValueError("KINEMA_STORAGE=s3 needs KINEMA_S3_BUCKET")
+        if (self.s3_access_key_id is None) != (self.s3_secret_access_key is None):
+            raise ValueError("KINEMA_S3_ACCESS_KEY_ID and KINEMA_S3_SECRET_ACCESS_KEY go together")
+        return self
 
     @model_validator(mode="after")
     def _database_in_data_dir(self) -> Settings:
@@ -185,7 +224,7 @@ class Settings(BaseSettings):
 
     @property
     def files_dir(self) -> Path:
-        """Uploaded images and generated videos."""
+        """Uploaded images and generated videos (with S3, only what is being made)."""
         return self.data_dir / "files"
 
 

@@ -47,3 +47,26 @@ def test_read_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
 def test_bad_values_are_refused(name: str, value: object) -> None:
     with pytest.raises(ValidationError, match=name):
         Settings(**{name: value})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("values", "words"),
+    [
+        ({"storage": "s3"}, "needs KINEMA_S3_BUCKET"),
+        ({"s3_access_key_id": "AKIA"}, "go together"),
+        ({"s3_prefix": "a/../b"}, "s3_prefix"),
+        ({"s3_endpoint_url": "minio:9000"}, "s3_endpoint_url"),
+        ({"s3_links": "public"}, "s3_links"),
+        ({"s3_multipart_threshold_bytes": 1024}, "s3_multipart_threshold_bytes"),
+    ],
+)
+def test_s3_settings_are_checked(values: dict[str, object], words: str) -> None:
+    with pytest.raises(ValidationError, match=words):
+        Settings(**values)  # type: ignore[arg-type]
+
+
+def test_an_s3_prefix_is_a_folder_however_it_is_written() -> None:
+    assert Settings(s3_prefix="/kinema/videos/").s3_prefix == "kinema/videos"
+    assert Settings(
+        storage="s3", s3_bucket="b", s3_endpoint_url="http://127.0.0.1:9000/"
+    ).s3_endpoint_url == ("http://127.0.0.1:9000")

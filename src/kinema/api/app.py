@@ -64,7 +64,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, engine: Engin
     catalog = default_catalog()
     registry = CollectorRegistry()
     engines = runtime.load_engines(settings, db, clock, default=engine)
-    signer = runtime.link_signer(settings, db, clock())
+    signer = runtime.link_signer(settings, db, clock(), store)
     fetch_policy = runtime.fetch_policy(settings)
     deliverer = runtime.build_deliverer(settings, db, clock=clock, policy=fetch_policy)
     found = Services(

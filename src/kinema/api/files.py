@@ -17,27 +17,16 @@ import re
 from collections.abc import Callable, Iterator
 from datetime import UTC
 from email.utils import formatdate, parsedate_to_datetime
-from pathlib import PurePosixPath
 from typing import BinaryIO
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from kinema.storage.base import BlobInfo, BlobStore, InvalidKey
+from kinema.storage.base import BlobInfo, BlobStore, InvalidKey, media_type
 from kinema.storage.signing import LinkCheck, LinkSigner
 
 CHUNK_SIZE = 64 * 1024
-
-MEDIA_TYPES = {
-    ".mp4": "video/mp4",
-    ".jpg": "image/jpeg",
-    ".jpeg": "image/jpeg",
-    ".png": "image/png",
-    ".webp": "image/webp",
-}
-"""Content types by extension; anything else is served as ``application/octet-stream``, which
-together with ``nosniff`` keeps an uploaded page or script from running in our origin."""
 
 _RANGE = re.compile(r"bytes=([0-9]{0,19})-([0-9]{0,19})", re.IGNORECASE)
 """One range; 19 digits covers any real size and keeps `int` far from its digit limit."""
@@ -108,9 +97,7 @@ def files_router(store: BlobStore, signer: LinkSigner, clock: Callable[[], float
         if _not_modified(request, info):
             return Response(status_code=304, headers=headers)
 
-        headers["Content-Type"] = MEDIA_TYPES.get(
-            PurePosixPath(key).suffix.lower(), "application/octet-stream"
-        )
+        headers["Content-Type"] = media_type(key)
         headers["X-Content-Type-Options"] = "nosniff"
         start, stop, status = 0, info.size, 200
         range_header = request.headers.get("range")

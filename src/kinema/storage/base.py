@@ -9,10 +9,11 @@ what the key finally names (after symlinks) lies inside its root.
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from pathlib import Path
-from typing import BinaryIO, Protocol
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO, Final, Protocol
 
 from kinema.domain.errors import InvalidInput
 
@@ -57,6 +58,22 @@ def check_key(key: str) -> str:
         if len(segment.encode("utf-8")) > MAX_SEGMENT_BYTES:
             raise InvalidKey(f"a file name is longer than {MAX_SEGMENT_BYTES} bytes")
     return key
+
+
+MEDIA_TYPES: Final[Mapping[str, str]] = {
+    ".mp4": "video/mp4",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".png": "image/png",
+    ".webp": "image/webp",
+}
+"""Content types by extension; anything else is served as ``application/octet-stream``, which
+together with ``nosniff`` keeps an uploaded page or script from running in our origin."""
+
+
+def media_type(key: str) -> str:
+    """The content type a stored file is served with, by its name."""
+    return MEDIA_TYPES.get(PurePosixPath(key).suffix.lower(), "application/octet-stream")
 
 
 @dataclass(frozen=True, slots=True)

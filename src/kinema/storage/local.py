@@ -3,9 +3,9 @@
 Writes go to a temporary file in ``<root>/.staging``, are fsynced, and are renamed over the real
 name with `os.replace`, which is atomic on POSIX; the folder is fsynced after, so that the
 rename survives a power cut. A crash therefore leaves at worst a stale file in ``.staging``,
-never a partial file under a key; `LocalBlobStore.sweep_staging` deletes those. The staging
-folder sits inside the root so that it is on the same file system and the rename never becomes
-a copy.
+never a partial file under a key; `LocalBlobStore.sweep_staging` deletes those
+(`kinema.storage.staging`). The staging folder sits inside the root so that it is on the same
+file system and the rename never becomes a copy.
 """
 
 from __future__ import annotations
@@ -13,15 +13,14 @@ from __future__ import annotations
 import errno
 import os
 import shutil
-import socket
 import stat
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import BinaryIO, Final
+from typing import BinaryIO
 
 from kinema.storage.base import BlobInfo, InvalidKey, check_key
+from kinema.storage.staging import Staging
 
 STAGING_DIR = ".staging"
 """The root's folder for temporary files; a reserved name that no key may start with."""
@@ -36,8 +35,7 @@ class LocalBlobStore:
         root.mkdir(parents=True, exist_ok=True)
         # Resolved once, so that every later containment check compares real paths.
         self._root = root.resolve(strict=True)
-        self._staging = self._root / STAGING_DIR
-        self._staging.mkdir(exist_ok=True)
+        self._staging = Staging(self._root / STAGING_DIR)
 
     @property
     def root(self) -> Path:
@@ -45,7 +43,7 @@ class LocalBlobStore:
 
     def put_bytes(self, key: str, data: bytes) -> BlobInfo:
         target = self._path(key)
-        fd, name = tempfile.mkstemp(prefix="put-", suffix=".part", dir=self._staging)
+        fd, name = tempfile.mkstemp(prefix="put-", suffix=".part", dir=self._staging.root)
         temp = Path(name)
         try:
             with os.fdopen(fd, "wb") as out:
@@ -70,7 +68,7 @@ class LocalBlobStore:
                 raise
         # `source` is on another file system: copy it into staging first, so that the step that
         # makes it visible is still a rename.
-        fd, name = tempfile.mkstemp(prefix="put-", suffix=".part", dir=self._staging)
+        fd, name = tempfile.mkstemp(prefix="put-", suffix=".part", dir=self._staging.root)
         temp = Path(name)
         try:
             with os.fdopen(fd, "wb") as out, source.open("rb") as src:
@@ -141,35 +139,12 @@ class LocalBlobStore:
     def local_path(self, key: str) -> Path:
         return self._path(key)
 
-    @contextmanager
-    def staging(self) -> Iterator[Path]:
-        # Named for the process that owns it, so that a sweep knows it from a crashed one's.
-        folder = Path(tempfile.mkdtemp(prefix=f"job-{_HOST}.{os.getpid()}-", dir=self._staging))
-        try:
-            yield folder
-        finally:
-            # The producer may have removed the folder itself.
-            if folder.exists():
-                shutil.rmtree(folder)
+    def staging(self) -> AbstractContextManager[Path]:
+        return self._staging.job_folder()
 
     def sweep_staging(self, now: float, older_than_s: float) -> int:
-        """Delete what crashed writers left in staging; returns how many entries went.
-
-        An entry is stale when the process of this host that made it runs no more, or when
-        nothing in it changed for `older_than_s` seconds before `now` (for entries of other
-        hosts, or of no known owner): choose a bound well above the longest job.
-        """
-        cutoff = now - older_than_s
-        removed = 0
-        with os.scandir(self._staging) as entries:
-            stale = [entry for entry in entries if _owner_gone(entry.name) or _newest_mtime(entry) < cutoff]
-        for entry in stale:
-            if entry.is_dir(follow_symlinks=False):
-                shutil.rmtree(entry.path)
-            else:
-                os.unlink(entry.path)
-            removed += 1
-        return removed
+        """Delete what crashed writers left in staging (see `Staging.sweep`)."""
+        return self._staging.sweep(now, older_than_s)
 
     def _path(self, key: str) -> Path:
         """The real path for `key`, after symlinks; refuses anything not strictly inside the root."""
@@ -180,7 +155,8 @@ class LocalBlobStore:
             path = (self._root / key).resolve()
         except (OSError, RuntimeError) as error:  # symlink loops: RuntimeError before 3.13
             raise InvalidKey("the file path cannot be resolved") from error
-        if path == self._root or not path.is_relative_to(self._root) or path.is_relative_to(self._staging):
+        inside = path != self._root and path.is_relative_to(self._root)
+        if not inside or path.is_relative_to(self._staging.root):
             raise InvalidKey("the file path leads outside the storage")
         return path
 
@@ -191,10 +167,6 @@ class LocalBlobStore:
         os.replace(temp, target)
         _fsync_dir(target.parent)
         return _info(os.stat(target))
-
-
-#: This host, as staging names spell it (no dashes, which separate the parts of a name).
-_HOST: Final = socket.gethostname().replace("-", "_").replace(".", "_")
 
 
 def _info(result: os.stat_result) -> BlobInfo:
@@ -218,33 +190,6 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _newest_mtime(entry: os.DirEntry[str]) -> float:
-    newest = entry.stat(follow_symlinks=False).st_mtime
-    if entry.is_dir(follow_symlinks=False):
-        for dirpath, dirnames, filenames in os.walk(entry.path):
-            for name in (*dirnames, *filenames):
-                newest = max(newest, os.lstat(os.path.join(dirpath, name)).st_mtime)
-    return newest
-
-
-def _owner_gone(name: str) -> bool:
-    """Whether the staging entry `name` (``job-<host>.<pid>-...``) belongs to a process of this
-    host that no longer runs."""
-    if not name.startswith("job-"):
-        return False
-    owner = name[4:].split("-", 1)[0]
-    host, _, pid = owner.rpartition(".")
-    if host != _HOST or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:  # alive, someone else's
-        return False
-    return False
 
 
 def _raise(error: OSError) -> None:

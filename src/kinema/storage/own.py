@@ -3,7 +3,9 @@
 A task's ``image_url`` is often a link this server gave out (an upload, an earlier result, or
 a bundled sample). Reading it locally needs no network round trip, works when the server's
 public address is not reachable from itself, and is not an SSRF risk: only files this server
-signed, or its own samples, can be reached this way.
+signed, or its own samples, can be reached this way. Where the bucket serves the files itself
+(presigned links), its links count as this server's too: they are read through the bucket,
+which checks them, at the bucket's own address.
 """
 
 from __future__ import annotations
@@ -44,11 +46,13 @@ class OwnFiles:
         self.clock_s = clock_s
 
     def is_own(self, url: str) -> bool:
-        """Whether `url` points at this server (whether or not at something it holds)."""
-        return url.startswith(self.public_url + "/")
+        """Whether `url` points at this server or its bucket (whether or not at something it holds)."""
+        return url.startswith(self.public_url + "/") or self._bucket_link(url)
 
     def read(self, url: str, field: str) -> bytes | None:
         """The bytes behind `url` if it is one of ours; None for any other URL."""
+        if self._bucket_link(url):
+            return self._read_bucket_link(url, field)
         if not self.is_own(url):
             return None
         path = urlsplit(url).path.removeprefix(urlsplit(self.public_url).path)
@@ -64,14 +68,30 @@ class OwnFiles:
         check = self.signer.verify(
             key, _single(query, "expires"), _single(query, "signature"), now=self.clock_s()
         )
-        if check is LinkCheck.TAMPERED:
-            raise InvalidInput(f"{field} is a link to this server that is not valid")
-        if check is LinkCheck.EXPIRED:
-            raise InvalidInput(f"{field} is a link to this server that has expired")
+        _refuse(check, field)
         if self.store.stat(key) is None:
             raise InvalidInput(f"{field} is a link to a file that no longer exists")
         with self.store.open_read(key) as source:
             return source.read()
+
+    def _bucket_link(self, url: str) -> bool:
+        links = self.signer.bucket_links
+        return links is not None and links.key_of(url) is not None
+
+    def _read_bucket_link(self, url: str, field: str) -> bytes:
+        assert self.signer.bucket_links is not None
+        check, data = self.signer.bucket_links.read_link(url)
+        _refuse(check, field)
+        if data is None:
+            raise InvalidInput(f"{field} is a link to a file that no longer exists")
+        return data
+
+
+def _refuse(check: LinkCheck, field: str) -> None:
+    if check is LinkCheck.TAMPERED:
+        raise InvalidInput(f"{field} is a link to this server that is not valid")
+    if check is LinkCheck.EXPIRED:
+        raise InvalidInput(f"{field} is a link to this server that has expired")
 
 
 def _single(query: dict[str, list[str]], name: str) -> str | None:

@@ -5,6 +5,9 @@ HMAC-SHA256, under the server's secret, of a canonical message naming the link's
 expiry and its key, in base64url without padding. Whoever holds a link can fetch that one file
 until it expires, and cannot turn it into a link to another file or a later expiry. The secret
 never leaves the server. Time is always passed in, never read here.
+
+Where the files live in a bucket that serves them itself, the links handed out are the bucket's
+presigned URLs instead (`BucketLinks`): the same keys and expiries, checked by the bucket.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import hashlib
 import hmac
 import math
 import re
+from typing import Protocol
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from kinema.storage.base import InvalidKey, check_key
@@ -50,16 +54,35 @@ class LinkCheck(enum.Enum):
     EXPIRED = "expired"  #: Made by this server, but its time is up.
 
 
+class BucketLinks(Protocol):
+    """Links that a bucket serves itself (S3's presigned URLs), handed out in place of ours."""
+
+    def presigned_url(self, key: str, expires_at: int) -> str:
+        """A link to `key` that the bucket honours until `expires_at` (Unix seconds)."""
+        ...
+
+    def key_of(self, url: str) -> str | None:
+        """The key a link of the bucket names (its signature unchecked); None for other URLs."""
+        ...
+
+    def read_link(self, url: str) -> tuple[LinkCheck, bytes | None]:
+        """What the bucket answers to the link: the bytes, None for a file that is gone."""
+        ...
+
+
 class LinkSigner:
-    """Signs and checks links with one secret."""
+    """Signs and checks links with one secret; hands out `bucket_links`' links when given."""
 
-    __slots__ = ("_secret", "_urls")
+    __slots__ = ("_secret", "_urls", "bucket_links")
 
-    def __init__(self, secret: bytes) -> None:
+    def __init__(self, secret: bytes, bucket_links: BucketLinks | None = None) -> None:
         if len(secret) < MIN_SECRET_BYTES:
             raise ValueError(f"the link secret must be at least {MIN_SECRET_BYTES} bytes")
         self._secret = secret
         self._urls = functools.lru_cache(maxsize=4096)(self._make_url)
+        #: The bucket that serves the files itself, if it does. This server's own links stay
+        #: valid all the same (`verify`), for those handed out before.
+        self.bucket_links = bucket_links
 
     def __repr__(self) -> str:
         return "LinkSigner(<secret>)"
@@ -75,12 +98,15 @@ class LinkSigner:
         """The absolute link to `key`, valid until `expires_at` (Unix seconds).
 
         Links are remembered (the latest few thousand): a task polled many times a second has
-        its links signed once per expiry (see `link_expiry`).
+        its links signed once per expiry (see `link_expiry`). With `bucket_links`, the link is
+        the bucket's.
         """
         return self._urls(public_base_url, key, expires_at)
 
     def _make_url(self, public_base_url: str, key: str, expires_at: int) -> str:
         check_key(key)
+        if self.bucket_links is not None:
+            return self.bucket_links.presigned_url(key, expires_at)
         path = quote(key, safe="/")
         return f"{public_base_url.rstrip('/')}/files/{path}?{self.sign(key, expires_at)}"
 
@@ -103,10 +129,12 @@ class LinkSigner:
         For re-signing a result URL (``/api/v1/common/download-url``): it proves the server
         once handed out this exact key, so a caller cannot mint a link to a key of their own
         choosing. Whether the key belongs to the caller's account is still the caller's check.
+        A link of `bucket_links` names its key too, but only the bucket can check its signature:
+        there, the caller's check is the only one.
         """
         key = key_from_url(url, public_base_url)
         if key is None:
-            return None
+            return None if self.bucket_links is None else self.bucket_links.key_of(url)
         query = parse_qs(urlsplit(url).query, keep_blank_values=True)
         expires = query.get("expires", [])
         signature = query.get("signature", [])
