@@ -104,7 +104,7 @@ class _Child:
             daemon=True,
         )
         self._oom_files = exits.oom_kill_files()
-        self.oom_kills = exits.oom_kills(self._oom_files)
+        self.oom_kills = exits.oom_kills(self._oom_files)  #: As counted when it last began work.
         self.process.start()
         theirs.close()  # only the child holds its end: its death reads as the end of the pipe
         self.ready = False
@@ -138,6 +138,12 @@ class _Child:
         self.process.join()
         self.connection.close()
         return _LOST
+
+    def begin(self, run: Run) -> None:
+        """Send a job, counting the out-of-memory kills so far (another process's, since the
+        child started, must not be taken for the child's)."""
+        self.oom_kills = exits.oom_kills(self._oom_files)
+        self.send(run)
 
     def death_error(self) -> KinemaError:
         """Why the child died, once it has (`receive` answered `_LOST`)."""
@@ -257,7 +263,7 @@ class IsolatedEngine:
         self, child: _Child, job: GenerationJob, on_progress: ProgressCallback, should_cancel: CancelCheck
     ) -> GenerationResult:
         job_id = next(self._jobs)
-        child.send(Run(job_id, crossing(job)))
+        child.begin(Run(job_id, crossing(job)))
         asked_to_stop: float | None = None  #: When `Cancel` was sent.
         reason: BaseException | None = None  #: Raised once the child lets go of the job.
         finished = False
