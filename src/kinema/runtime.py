@@ -15,6 +15,7 @@ from kinema.domain.clock import Clock
 from kinema.domain.errors import EngineUnavailable
 from kinema.engines.base import Engine
 from kinema.engines.diffusers.config import DiffusersConfig
+from kinema.engines.isolated import isolated
 from kinema.engines.minimax.config import MinimaxConfig
 from kinema.engines.motion.config import MotionConfig
 from kinema.engines.registry import load_engine
@@ -197,12 +198,17 @@ def load_engines(
 ) -> dict[str, Engine]:
     """Every engine the settings route a model to, constructed but not set up.
 
-    `default`, when given, stands in for the default engine (tests use an instant one).
+    Those named in ``engine_process`` run in a child process of their own (set up there), so a
+    crash of theirs is not the worker's. `default`, when given, stands in for the default engine
+    (tests use an instant one).
     """
     engines: dict[str, Engine] = {}
     for name in engine_router(settings).names:
         if name == settings.engine and default is not None:
             engines[name] = default
+        elif name in settings.engine_process:
+            config = engine_config(settings, name, db, clock)
+            engines[name] = isolated(name, config, stop_grace_s=settings.engine_stop_grace_seconds)
         else:
             engines[name] = load_engine(name, engine_config(settings, name, db, clock))
     return engines

@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     lease_seconds: Positive = 30
     max_attempts: Annotated[int, Field(ge=1)] = 3
     poll_seconds: Positive = 1.0
+    engine_process: list[str] = Field(default_factory=lambda: ["diffusers"])
+    engine_stop_grace_seconds: Positive = 60
 
     # The motion engine.
     motion_depth: Literal["on", "off"] = "on"

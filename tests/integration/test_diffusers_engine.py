@@ -3,14 +3,17 @@
 The models are built in code (`tests.support.tiny_diffusers`) and saved in the diffusers folder
 layout, so the engine loads them exactly as it loads real weights; nothing is downloaded. They
 are small enough that a whole 6 or 10 s job, clip continuation included, takes seconds on a CPU.
+Each engine test runs twice: with the engine in this process, and in a process of its own as
+the worker runs it (`kinema.engines.isolated`).
 """
 
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable, Iterator
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import av
 import cv2
@@ -21,13 +24,11 @@ from tests.conftest import textured_image
 
 from kinema.domain.errors import EngineMisconfigured, GenerationCanceled
 from kinema.domain.video import FrameSize, Resolution
-from kinema.engines.base import GenerationJob
+from kinema.engines.base import Engine, GenerationJob
 from kinema.engines.diffusers.config import DiffusersConfig
 from kinema.engines.diffusers.plan import LTX, WAN, model_prompt, plan_clips, source_frames, working_size
+from kinema.engines.isolated import IsolatedEngine, isolated
 from kinema.media.encode import EncoderSettings
-
-if TYPE_CHECKING:
-    from kinema.engines.diffusers.engine import DiffusersEngine
 
 HAS_EXTRA = all(importlib.util.find_spec(name) for name in ("torch", "diffusers", "transformers"))
 needs_extra = pytest.mark.skipif(
@@ -110,20 +111,59 @@ def tiny_config(weights: dict[str, Path], model: str, **overrides: object) -> Di
 FAST_ENCODER = EncoderSettings(preset="ultrafast", x264_params="")
 
 
-def make_engine(
-    weights: dict[str, Path], model: str, encoder: EncoderSettings | None = FAST_ENCODER, **overrides: object
-) -> DiffusersEngine:
-    from kinema.engines.diffusers.engine import DiffusersEngine
+IN_CHILD = "in a child process"
 
-    engine = DiffusersEngine(tiny_config(weights, model, **overrides), encoder=encoder)
+
+@pytest.fixture(scope="module", params=["in this process", IN_CHILD])
+def place(request: pytest.FixtureRequest) -> str:
+    """Where the engine runs: here, or in a process of its own."""
+    return str(request.param)
+
+
+def build_engine(
+    weights: dict[str, Path],
+    model: str,
+    place: str,
+    encoder: EncoderSettings | None = FAST_ENCODER,
+    **overrides: object,
+) -> Engine:
+    from tests.support.tiny_diffusers import single_threaded_engine
+
+    build = partial(single_threaded_engine, tiny_config(weights, model, **overrides), encoder)
+    engine: Engine = IsolatedEngine(build) if place == IN_CHILD else build()
     engine.setup()
     return engine
 
 
+def close(engine: Engine) -> None:
+    if isinstance(engine, IsolatedEngine):
+        engine.close()
+
+
+MakeEngine = Callable[..., Engine]
+
+
+@pytest.fixture
+def make_engine(tiny_weights: dict[str, Path], place: str) -> Iterator[MakeEngine]:
+    """Set-up engines of this test's place, closed after the test."""
+    made: list[Engine] = []
+
+    def make(model: str, encoder: EncoderSettings | None = FAST_ENCODER, **overrides: object) -> Engine:
+        made.append(build_engine(tiny_weights, model, place, encoder, **overrides))
+        return made[-1]
+
+    yield make
+    for engine in made:
+        close(engine)
+
+
 @pytest.fixture(scope="module")
-def engines(tiny_weights: dict[str, Path]) -> dict[str, DiffusersEngine]:
+def engines(tiny_weights: dict[str, Path], place: str) -> Iterator[dict[str, Engine]]:
     """A warm engine per model, shared: every generation reuses the loaded pipeline."""
-    return {model: make_engine(tiny_weights, model) for model in ("wan", "ltx")}
+    warm = {model: build_engine(tiny_weights, model, place) for model in ("wan", "ltx")}
+    yield warm
+    for engine in warm.values():
+        close(engine)
 
 
 @pytest.fixture(scope="module")
@@ -145,14 +185,14 @@ def decoded_frames(path: Path) -> NDArray[np.uint8]:
 @needs_extra
 @pytest.mark.parametrize(("model", "duration", "clips"), [("wan", 6, 2), ("ltx", 10, 1)])
 def test_video_is_h264_of_the_exact_size_length_and_rate(
-    tiny_weights: dict[str, Path],
+    make_engine: MakeEngine,
     picture: NDArray[np.uint8],
     tmp_path: Path,
     model: str,
     duration: int,
     clips: int,
 ) -> None:
-    engine = make_engine(tiny_weights, model, encoder=None)
+    engine = make_engine(model, encoder=None)
     job = job_for(picture, tmp_path / "clip.mp4", duration)
     progress: list[float] = []
     result = engine.generate(job, progress.append, lambda: False)
@@ -180,7 +220,7 @@ def test_video_is_h264_of_the_exact_size_length_and_rate(
 
 @needs_extra
 def test_same_seed_same_video_other_seed_another(
-    engines: dict[str, DiffusersEngine], picture: NDArray[np.uint8], tmp_path: Path
+    engines: dict[str, Engine], picture: NDArray[np.uint8], tmp_path: Path
 ) -> None:
     engine = engines["wan"]
     results = [
@@ -200,14 +240,21 @@ def test_same_seed_same_video_other_seed_another(
 
 @needs_extra
 def test_cancel_between_steps_stops_and_leaves_the_engine_usable(
-    engines: dict[str, DiffusersEngine], picture: NDArray[np.uint8], tmp_path: Path
+    engines: dict[str, Engine], picture: NDArray[np.uint8], tmp_path: Path
 ) -> None:
     engine = engines["ltx"]
     job = job_for(picture, tmp_path / "clip.mp4")
     progress: list[float] = []
-    with pytest.raises(GenerationCanceled):
-        engine.generate(job, progress.append, lambda: bool(progress))
-    assert len(progress) == 1  # stopped right after the first step
+    if isinstance(engine, IsolatedEngine):
+        # The cancel crosses while the child goes on: asked from the start, it arrives long
+        # before the first step ends.
+        with pytest.raises(GenerationCanceled):
+            engine.generate(job, progress.append, lambda: True)
+        assert len(progress) <= 1
+    else:
+        with pytest.raises(GenerationCanceled):
+            engine.generate(job, progress.append, lambda: bool(progress))
+        assert len(progress) == 1  # stopped right after the first step
     assert not job.video_path.exists()
     assert not list(tmp_path.glob("*.partial"))
 
@@ -217,9 +264,9 @@ def test_cancel_between_steps_stops_and_leaves_the_engine_usable(
 
 @needs_extra
 def test_a_configured_seed_overrides_the_tasks(
-    tiny_weights: dict[str, Path], picture: NDArray[np.uint8], tmp_path: Path
+    make_engine: MakeEngine, picture: NDArray[np.uint8], tmp_path: Path
 ) -> None:
-    engine = make_engine(tiny_weights, "ltx", seed=3)
+    engine = make_engine("ltx", seed=3)
     stills = [
         engine.generate(
             job_for(picture, tmp_path / f"{seed}.mp4", seed=seed), lambda _: None, lambda: False
@@ -230,13 +277,16 @@ def test_a_configured_seed_overrides_the_tasks(
 
 
 @needs_extra
-def test_weights_folder_problems_are_named_clearly(tiny_weights: dict[str, Path], tmp_path: Path) -> None:
+def test_weights_folder_problems_are_named_clearly(
+    tiny_weights: dict[str, Path], tmp_path: Path, place: str
+) -> None:
     from kinema.engines.registry import load_engine
 
     def setup_error(config: DiffusersConfig) -> str:
-        engine = load_engine("diffusers", config)
+        engine = isolated("diffusers", config) if place == IN_CHILD else load_engine("diffusers", config)
         with pytest.raises(EngineMisconfigured) as caught:
             engine.setup()
+        close(engine)
         return caught.value.message
 
     base = tiny_config(tiny_weights, "wan")

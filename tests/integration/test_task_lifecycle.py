@@ -159,6 +159,29 @@ def test_out_of_attempts_fails_and_refunds(db: Database, account: str) -> None:
     assert _balance(db, account) == 1000
 
 
+def test_a_retry_after_a_crash_spends_an_attempt_until_none_is_left(db: Database, account: str) -> None:
+    task_id = _new(db, account)
+    first = _claim(db)
+    assert lifecycle.retry(db, first, T0 + 10, max_attempts=3)
+    task = _task(db, task_id)
+    assert (task.state, task.lapses, task.progress, task.lease_owner) == (TaskState.QUEUING, 1, 0, None)
+    assert not lifecycle.retry(db, first, T0 + 11, max_attempts=3)  # a stale claim
+    second = _claim(db, now=T0 + 20)
+    assert second.attempt == 2
+    assert lifecycle.retry(db, second, T0 + 30, max_attempts=3)
+    third = _claim(db, now=T0 + 40)
+    assert not lifecycle.retry(db, third, T0 + 50, max_attempts=3)  # the last attempt: the caller fails it
+    assert _task(db, task_id).state is TaskState.GENERATING
+
+
+def test_a_canceled_task_is_not_retried(db: Database, account: str) -> None:
+    task_id = _new(db, account)
+    claim = _claim(db)
+    lifecycle.cancel_task(db, account, task_id, T0 + 1)
+    assert not lifecycle.retry(db, claim, T0 + 2, max_attempts=3)
+    assert _task(db, task_id).state is TaskState.GENERATING
+
+
 def test_the_deadline_fails_with_504(db: Database, account: str) -> None:
     queued = _new(db, account)
     running = _new(db, account, now=T0 + 1)

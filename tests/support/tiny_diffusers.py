@@ -31,6 +31,10 @@ from diffusers import (
 )
 from transformers import T5Config, T5EncoderModel, T5TokenizerFast, UMT5Config, UMT5EncoderModel
 
+from kinema.engines.diffusers.config import DiffusersConfig
+from kinema.engines.diffusers.engine import DiffusersEngine
+from kinema.media.encode import EncoderSettings
+
 _CORPUS = """
 a the of and in on with at to from camera slowly moves pan tilt zoom push pull shot cat dog bird
 field lake mountain sunset city street car sea wave tree sky cloud light red green blue white black
@@ -207,3 +211,12 @@ def save_tiny_ltx(folder: Path) -> Path:
         saved.unlink()
     _save_spiece_tokenizer(folder / "tokenizer")
     return folder
+
+
+def single_threaded_engine(
+    config: DiffusersConfig, encoder: EncoderSettings | None = None
+) -> DiffusersEngine:
+    """The diffusers engine on one thread (tiny models gain nothing from more), to build in a
+    child process: where it is built is where the thread count is set."""
+    torch.set_num_threads(1)
+    return DiffusersEngine(config, encoder=encoder)

@@ -28,6 +28,24 @@ class GenerationFailed(KinemaError):
     code = 501
 
 
+class EngineOutOfMemory(GenerationFailed):
+    """The engine ran out of memory (the machine's, or the GPU's) on this job.
+
+    The same job needs the same memory on every attempt, so the task fails at once (501) rather
+    than going back to the queue.
+    """
+
+
+class EngineCrashed(KinemaError):
+    """The process running the engine died midway (a segfault, a kill, an exit).
+
+    Nothing says the next attempt would crash too, so the task goes back to the queue while it
+    has attempts left, then fails with code 500.
+    """
+
+    code = 500
+
+
 class GenerationCanceled(KinemaError):
     """The work was asked to stop before it finished."""
 

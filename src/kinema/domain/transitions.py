@@ -66,7 +66,8 @@ class Move(Enum):
     CANCEL = _Shape({W: F, Q: F}, held=False)
     #: The task ran past its deadline, wherever it was.
     EXPIRE = _Shape({W: F, Q: F, G: F}, held=False)
-    #: Its worker vanished (the lease lapsed): back to where it was before the claim.
+    #: Its worker vanished (the lease lapsed), or its engine's process died: back to where it
+    #: was before the claim.
     REQUEUE = _Shape({W: W, G: Q}, held=False)
     #: Its worker vanished once too often, or the owner had asked to cancel it.
     ABANDON = _Shape({W: F, G: F}, held=False)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from kinema.domain.clock import Clock
 from kinema.domain.errors import (
+    EngineCrashed,
     EngineUnavailable,
     GenerationFailed,
     InvalidInput,
@@ -80,12 +81,26 @@ def engine_options(task: Task) -> dict[str, str]:
 
 
 def failure_of(error: KinemaError) -> tuple[FailCode, str]:
-    """How a task fails for what the engine (or the job's making) raised."""
+    """How a task fails for what the engine (or the job's making) raised.
+
+    Running out of memory is a `GenerationFailed` (501); a crash of the engine's process, once
+    no attempt is left (see `retry`), is ours (500).
+    """
     if isinstance(error, InvalidInput):
         return FailCode.BAD_INPUT, error.message
     if isinstance(error, GenerationFailed):
         return FailCode.GENERATION_FAILED, error.message
-    return FailCode.INTERNAL, error.message  # misconfigured, unavailable, or ours
+    return FailCode.INTERNAL, error.message  # crashed, misconfigured, unavailable, or ours
+
+
+def retry(ports: GeneratePorts, claim: Claim, error: KinemaError, max_attempts: int) -> bool:
+    """Whether the task goes back to the queue for another attempt instead of failing: only when
+    the engine's process died (`EngineCrashed`), which the next attempt need not repeat, and
+    while attempts are left. A failure the engine reported, running out of memory included,
+    would come again with the same input, so it fails the task at once."""
+    if not isinstance(error, EngineCrashed):
+        return False
+    return lifecycle.retry(ports.db, claim, ports.clock(), max_attempts)
 
 
 def keep_result(ports: GeneratePorts, claim: Claim, result: GenerationResult) -> bool:

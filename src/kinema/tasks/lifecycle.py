@@ -267,6 +267,20 @@ def release(db: Database, claim: Claim, now: int) -> bool:
         return moved is not None
 
 
+def retry(db: Database, claim: Claim, now: int, max_attempts: int) -> bool:
+    """Put a task whose attempt broke down midway (its engine's process died) back in the queue,
+    the attempt counted as the reaper counts a vanished worker's. False when it was the last
+    attempt, the owner asked to cancel, or the claim was lost: then the caller fails it."""
+    lapses = claim.task.lapses + 1
+    if lapses >= max_attempts:
+        return False
+    with db.write() as connection:
+        moved = statements.move(
+            connection, Move.REQUEUE, _held_uncanceled(claim), now, lapses=lapses, progress=0, **UNLEASED
+        )
+        return moved is not None
+
+
 # From outside the worker.
 
 

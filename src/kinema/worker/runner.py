@@ -331,6 +331,10 @@ class Worker:
             except KinemaError as error:
                 if isinstance(error, EngineMisconfigured):
                     self._mark_degraded(error.message)
+                if generate.retry(ports, claim, error, self.options.max_attempts):
+                    log.info("task %s queuing for another attempt: %s", task.id, error.message)
+                    self.wakeup.notify()
+                    return
                 self._fail(claim, *generate.failure_of(error))
                 return
             except Exception:

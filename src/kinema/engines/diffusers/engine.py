@@ -26,7 +26,12 @@ import torch
 from numpy.typing import NDArray
 from PIL import Image
 
-from kinema.domain.errors import EngineMisconfigured, GenerationCanceled, GenerationFailed
+from kinema.domain.errors import (
+    EngineMisconfigured,
+    EngineOutOfMemory,
+    GenerationCanceled,
+    GenerationFailed,
+)
 from kinema.domain.video import Capability, FrameSize, Resolution
 from kinema.engines.base import (
     CancelCheck,
@@ -250,7 +255,7 @@ class DiffusersEngine:
                 self._pipe.maybe_free_model_hooks()
                 if isinstance(error, torch.cuda.OutOfMemoryError):
                     torch.cuda.empty_cache()
-                    raise GenerationFailed(
+                    raise EngineOutOfMemory(
                         "the GPU ran out of memory; set KINEMA_DIFFUSERS_OFFLOAD=model (or group) "
                         "and KINEMA_DIFFUSERS_VAE_TILING=true"
                     ) from error
