@@ -61,11 +61,14 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def served(make_settings: MakeSettings, database_url: str) -> Iterator[Served]:
-    """The whole service with one in-process worker and the default (motion) engine."""
+    """The whole service with one in-process worker and the default (motion) engine.
+
+    The page is what these tests are about: the engine films flat, its quickest real video.
+    """
     if not database_url.startswith("sqlite"):
         pytest.skip("browser tests run once, on SQLite")
     port = free_port()
-    settings = make_settings(workers=1, public_url=f"http://127.0.0.1:{port}")
+    settings = make_settings(workers=1, public_url=f"http://127.0.0.1:{port}", motion_depth="off")
     db = Database(database_url)
     with db.write() as connection:
         key = keys.open_account(connection, "playground", 1000, system_clock()).secret
