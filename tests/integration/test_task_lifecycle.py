@@ -122,6 +122,39 @@ def test_heartbeat_renews_the_lease(db: Database, account: str) -> None:
     assert _task(db, task_id).progress == 40
 
 
+def test_one_heartbeat_renews_every_lease_a_worker_holds_and_says_what_became_of_each(
+    db: Database, account: str
+) -> None:
+    lost = _new(db, account)
+    stale = _claim(db, worker="gone")
+    assert lifecycle.reap(db, T0 + LEASE, max_attempts=3).requeued == [lost]
+    kept, canceled = _new(db, account, now=T0 + LEASE), _new(db, account, now=T0 + LEASE + 1)
+    now = T0 + LEASE + 2
+    assert _claim(db, now=now, worker="new").task.id == lost
+    claims = {claim.task.id: claim for claim in (_claim(db, now=now), _claim(db, now=now))}
+    lifecycle.cancel_task(db, account, canceled, now)
+
+    pulses = lifecycle.heartbeat_all(
+        db,
+        [
+            lifecycle.Lease(kept, claims[kept].attempt, progress=120),
+            lifecycle.Lease(canceled, claims[canceled].attempt),
+            lifecycle.Lease(lost, stale.attempt, progress=50),
+        ],
+        now + 10_000,
+        LEASE,
+    )
+    assert pulses == {
+        kept: lifecycle.Pulse(owned=True, cancel_requested=False),
+        canceled: lifecycle.Pulse(owned=True, cancel_requested=True),
+        lost: lifecycle.Pulse(owned=False, cancel_requested=False),
+    }
+    assert (_task(db, kept).progress, _task(db, lost).progress) == (99, 0)
+    # Both held leases now run to now + 40 s; the lost task's newer lease was left as it was.
+    assert lifecycle.reap(db, now + LEASE + 5_000, max_attempts=3).requeued == [lost]
+    assert lifecycle.heartbeat_all(db, [], now, LEASE) == {}
+
+
 def test_a_vanished_worker_is_reaped_and_fenced_out(db: Database, account: str) -> None:
     task_id = _new(db, account)
     stale = _claim(db, worker="gone")

@@ -360,18 +360,34 @@ def _busy_count(connection: Connection, how: Move, account_id: str) -> int:
     return int(connection.execute(query).scalar_one())
 
 
-def renew_lease(
-    connection: Connection, task_id: str, attempt: int, now: int, lease_ms: int, progress: int | None
-) -> bool | None:
-    """Renew a held task's lease (and record its progress): whether cancel was asked, or None
-    when the claim was lost."""
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A lease a worker renews: the task, the attempt that claimed it, its progress if known."""
+
+    task_id: str
+    attempt: int
+    progress: int | None = None
+
+
+def renew_leases(connection: Connection, leases: Sequence[Lease], now: int, lease_ms: int) -> dict[str, bool]:
+    """Renew every lease in `leases` in one statement (and record their progress).
+
+    Answers, for each task still held by the attempt that claimed it, whether cancel was asked;
+    a task missing from the answer was lost.
+    """
+    if not leases:
+        return {}
     values: dict[str, Any] = {"lease_expires_at": now + lease_ms, "updated_at": now}
-    if progress is not None:
-        values["progress"] = progress
-    row = connection.execute(
-        update(tasks).where(held(task_id, attempt)).values(**values).returning(tasks.c.cancel_requested)
-    ).first()
-    return None if row is None else bool(row.cancel_requested)
+    progress = {lease.task_id: lease.progress for lease in leases if lease.progress is not None}
+    if progress:
+        values["progress"] = case(progress, value=tasks.c.id, else_=tasks.c.progress)
+    rows = connection.execute(
+        update(tasks)
+        .where(or_(*(held(lease.task_id, lease.attempt) for lease in leases)))
+        .values(**values)
+        .returning(tasks.c.id, tasks.c.cancel_requested)
+    )
+    return {row.id: bool(row.cancel_requested) for row in rows}
 
 
 def save_engine_state(connection: Connection, task_id: str, attempt: int, state: str, now: int) -> bool:

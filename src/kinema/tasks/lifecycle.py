@@ -12,7 +12,7 @@ when a task ends is here. Times are parameters (Unix milliseconds), never read h
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -24,7 +24,7 @@ from kinema.domain.task import FailCode, Task, TaskState
 from kinema.domain.transitions import UNFINISHED, Move
 from kinema.store import tasks as statements
 from kinema.store.database import Connection, Database
-from kinema.store.tasks import UNLEASED, Moved, held, still_lapsed
+from kinema.store.tasks import UNLEASED, Lease, Moved, held, still_lapsed
 from kinema.tasks.outbox import enqueue_callback
 
 
@@ -206,12 +206,28 @@ def heartbeat(
     db: Database, task_id: str, attempt: int, now: int, lease_ms: int, progress: int | None = None
 ) -> Pulse:
     """Renew the lease (and record progress); tells the worker whether to go on."""
-    shown = None if progress is None else max(0, min(99, progress))
+    return heartbeat_all(db, [Lease(task_id, attempt, progress)], now, lease_ms)[task_id]
+
+
+def heartbeat_all(db: Database, leases: Sequence[Lease], now: int, lease_ms: int) -> dict[str, Pulse]:
+    """Renew every lease a worker holds in one statement; what each task's worker must do next.
+
+    Progress is clamped to 0..99 (100 is the finish's to write).
+    """
+    shown = [
+        Lease(
+            lease.task_id, lease.attempt, None if lease.progress is None else max(0, min(99, lease.progress))
+        )
+        for lease in leases
+    ]
     with db.write() as connection:
-        cancel_requested = statements.renew_lease(connection, task_id, attempt, now, lease_ms, shown)
-    if cancel_requested is None:
-        return Pulse(owned=False, cancel_requested=False)
-    return Pulse(owned=True, cancel_requested=cancel_requested)
+        held_now = statements.renew_leases(connection, shown, now, lease_ms)
+    return {
+        lease.task_id: Pulse(
+            owned=lease.task_id in held_now, cancel_requested=held_now.get(lease.task_id, False)
+        )
+        for lease in leases
+    }
 
 
 def save_engine_state(db: Database, claim: Claim, state: Mapping[str, str], now: int) -> bool:
@@ -364,4 +380,4 @@ def _fail(
     return True
 
 
-__all__ = ["UNFINISHED", "Claim", "NewTask", "Pulse", "Reaped", "Stage"]
+__all__ = ["UNFINISHED", "Claim", "Lease", "NewTask", "Pulse", "Reaped", "Stage"]

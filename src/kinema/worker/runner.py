@@ -3,10 +3,10 @@
 A worker process runs ``intake_threads`` intake threads (fetching and checking inputs, which
 waits on the network; one account's intakes take at most ``intakes_per_account`` of them, the
 account with the fewest first), ``generation_threads`` generation threads (which keep the
-CPU or GPU busy), a reaper that puts back tasks whose worker vanished, and a presence beat that
-`/readyz` reads. Every claimed task gets a heartbeat thread that renews its lease, records its
-progress and stops the engine within a frame when the task is canceled, times out, or its lease
-was lost.
+CPU or GPU busy), a reaper that puts back tasks whose worker vanished, and one heartbeat. The
+heartbeat renews the leases of every task the process holds in one statement, records their
+progress, stops a task's engine within a frame when the task is canceled or its lease was lost,
+and keeps the process's presence (what `/readyz` reads) fresh.
 """
 
 from __future__ import annotations
@@ -95,12 +95,33 @@ class WorkerMetrics:
 
 @dataclass
 class _Watch:
-    """Shared between a task's work and its heartbeat thread."""
+    """Shared between a task's work and the heartbeat."""
 
+    claim: Claim
     stop: threading.Event
     progress: int = 0
     lost: bool = False
     done: threading.Event = field(default_factory=threading.Event)
+
+
+class _Held:
+    """The tasks this process holds, each with its watch: what the heartbeat renews."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._watches: dict[str, _Watch] = {}
+
+    def add(self, watch: _Watch) -> None:
+        with self._lock:
+            self._watches[watch.claim.task.id] = watch
+
+    def remove(self, watch: _Watch) -> None:
+        with self._lock:
+            self._watches.pop(watch.claim.task.id, None)
+
+    def now(self) -> list[_Watch]:
+        with self._lock:
+            return list(self._watches.values())
 
 
 class Worker:
@@ -142,8 +163,12 @@ class Worker:
         )
         self._generate_ports = generate.GeneratePorts(db, store, self.engines, router, clock)
         self._stopping = threading.Event()
+        #: Set once every thread that works on tasks has stopped: the heartbeat goes last.
+        self._idle = threading.Event()
+        self._held = _Held()
         self._degraded = ""
         self._threads: list[threading.Thread] = []
+        self._heart: threading.Thread | None = None
 
     # Running.
 
@@ -153,7 +178,7 @@ class Worker:
         loops: list[tuple[str, Callable[[], None]]] = [
             (f"intake-{n}", lambda: self._loop(Stage.INTAKE)) for n in range(self.options.intake_threads)
         ]
-        loops += [("reaper", self._reap_loop), ("presence", self._presence_loop)]
+        loops.append(("reaper", self._reap_loop))
         if self.options.retention is not None:
             loops.append(("retention", self._sweep_loop))
         loops += [
@@ -164,6 +189,7 @@ class Worker:
             thread = threading.Thread(target=target, name=f"kinema-{name}", daemon=True)
             thread.start()
             self._threads.append(thread)
+        self._heart = self._heartbeat(until=self._idle, with_presence=True)
         log.info(
             "worker %s started: engine %s, %d generation threads, %d intake threads",
             self.id,
@@ -179,6 +205,11 @@ class Worker:
         for thread in self._threads:
             thread.join(timeout_s)
         self._threads.clear()
+        # Tasks still stopping kept their leases until now.
+        self._idle.set()
+        if self._heart is not None:
+            self._heart.join(timeout_s)
+            self._heart = None
         for engine in self.engines.values():
             # Engines holding connections (an HTTP client) may let them go.
             close = getattr(engine, "close", None)
@@ -280,13 +311,54 @@ class Worker:
                 connection, self.id, socket.gethostname(), os.getpid(), ",".join(self.engines), now
             )
 
-    def _presence_loop(self) -> None:
-        while not self._stopping.wait(self.options.lease_s / 3):
-            try:
-                with self.db.write() as connection:
-                    presence.beat(connection, self.id, self.clock())
-            except Exception:
-                log.exception("presence beat of worker %s failed", self.id)
+    def _heartbeat(self, until: threading.Event, *, with_presence: bool) -> threading.Thread:
+        thread = threading.Thread(
+            target=self._heartbeat_loop, args=(until, with_presence), name="kinema-heartbeat", daemon=True
+        )
+        thread.start()
+        return thread
+
+    def _heartbeat_loop(self, until: threading.Event, with_presence: bool) -> None:
+        presence_every = round(self.options.lease_s / 3 * 1000)
+        presence_due = self.clock() + presence_every
+        while not until.wait(self.options.heartbeat_s):
+            self.beat()
+            if with_presence and self.clock() >= presence_due:
+                presence_due = self.clock() + presence_every
+                try:
+                    with self.db.write() as connection:
+                        presence.beat(connection, self.id, self.clock())
+                except Exception:
+                    log.exception("presence beat of worker %s failed", self.id)
+
+    def beat(self) -> None:
+        """Renew the lease of every task this process holds, in one statement, and act on what
+        the database says of each: canceled, or no longer this worker's."""
+        watches = self._held.now()
+        if not watches:
+            return
+        leases = [
+            lifecycle.Lease(
+                watch.claim.task.id,
+                watch.claim.attempt,
+                watch.progress if watch.claim.stage is Stage.GENERATE else None,
+            )
+            for watch in watches
+        ]
+        try:
+            pulses = lifecycle.heartbeat_all(self.db, leases, self.clock(), self.options.lease_ms)
+        except Exception:
+            log.exception("heartbeat of worker %s failed", self.id)
+            return
+        for watch in watches:
+            pulse = pulses[watch.claim.task.id]
+            if watch.done.is_set():
+                continue
+            if not pulse.owned:
+                watch.lost = True
+                watch.stop.set()
+            elif pulse.cancel_requested:
+                watch.stop.set()
 
     # One task.
 
@@ -401,36 +473,18 @@ class Worker:
 
     @contextmanager
     def _watched(self, claim: Claim) -> Iterator[_Watch]:
-        """Heartbeat the claim while the body runs."""
-        watch = _Watch(stop=self.cancels.register(claim.task.id))
-        beat = threading.Thread(
-            target=self._beat, args=(claim, watch), name=f"kinema-beat-{claim.task.id[:8]}"
-        )
-        beat.start()
+        """Keep the claim's lease renewed by the heartbeat while the body runs."""
+        watch = _Watch(claim, stop=self.cancels.register(claim.task.id))
+        self._held.add(watch)
+        # Driven by `run_once` alone (not started), the task gets a heartbeat of its own.
+        alone = threading.Event() if self._heart is None else None
+        heart = None if alone is None else self._heartbeat(until=alone, with_presence=False)
         try:
             yield watch
         finally:
             watch.done.set()
-            beat.join()
+            if alone is not None and heart is not None:
+                alone.set()
+                heart.join()
+            self._held.remove(watch)
             self.cancels.unregister(claim.task.id)
-
-    def _beat(self, claim: Claim, watch: _Watch) -> None:
-        while not watch.done.wait(self.options.heartbeat_s):
-            try:
-                pulse = lifecycle.heartbeat(
-                    self.db,
-                    claim.task.id,
-                    claim.attempt,
-                    self.clock(),
-                    self.options.lease_ms,
-                    watch.progress if claim.stage is Stage.GENERATE else None,
-                )
-            except Exception:
-                log.exception("heartbeat of task %s failed", claim.task.id)
-                continue
-            if not pulse.owned:
-                watch.lost = True
-                watch.stop.set()
-                return
-            if pulse.cancel_requested:
-                watch.stop.set()
