@@ -13,7 +13,7 @@ from sqlalchemy import Select, select, update
 
 from kinema.accounts import keys
 from kinema.domain.task import Task, TaskState
-from kinema.store import credits, idempotency, tasks
+from kinema.store import callbacks, credits, idempotency, tasks
 from kinema.store.database import Database
 from kinema.store.schema import tasks as tasks_table
 from kinema.store.tasks import POLL, RUNNING
@@ -54,6 +54,7 @@ def world(db: Database) -> dict[str, Any]:
         idempotency.claim_key(
             connection, db.dialect, new.record.account_id, "order-1", "d" * 64, task.id, T0, 60_000
         )
+        callbacks.insert_delivery(connection, "c" * 32, task.id, new.record.account_id, "http://h/cb", T0)
     return {
         "key_hash": keys.hash_key(new.secret),
         "task_id": task.id,
@@ -70,6 +71,7 @@ FAST_READS: dict[str, tuple[Select[Any], tuple[str, ...]]] = {
     "live key": (keys.statements.LIVE_KEY, ("key_hash",)),
     "idempotency key": (idempotency.EARLIER, ("account_id", "key", "now")),
     "balance": (credits.BALANCE, ("account_id",)),
+    "due delivery": (callbacks.DUE, ("now",)),
 }
 
 

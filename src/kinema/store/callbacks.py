@@ -3,15 +3,31 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Final
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
 from kinema.domain.callbacks import Attempt, ClaimedDelivery, Delivery, DeliveryState
+from kinema.store.database import Database
 from kinema.store.dialects import Dialect
 from kinema.store.schema import callback_attempts, callback_deliveries
 
 _table = callback_deliveries
+
+DUE: Final = (
+    select(_table.c.id)
+    .where(
+        _table.c.state == DeliveryState.PENDING.value,
+        _table.c.next_attempt_at <= bindparam("now"),
+        _table.c.lease_owner.is_(None) | (_table.c.lease_expires_at <= bindparam("now")),
+    )
+    .limit(1)
+)
+
+
+def any_due(db: Database, now: int) -> bool:
+    """Whether a delivery is due now (a read, quick enough to ask before claiming one)."""
+    return db.first(DUE, {"now": now}) is not None
 
 
 def insert_delivery(

@@ -24,6 +24,7 @@ from sqlalchemy.engine import URL
 
 from kinema.domain.errors import Unavailable
 from kinema.store.dialects import SQLITE_BUSY_TIMEOUT_MS, Dialect, Row, SQLite, dialect_for
+from kinema.store.notices import Listener
 
 __all__ = ["Connection", "Database", "Row", "Schema", "normalise_url", "run"]
 
@@ -145,6 +146,11 @@ class Database:
         """
         with self.failures_explained(), self.dialect.write_at_once(self.engine) as connection:
             yield connection
+
+    def listen(self, channel: str, on_notice: Callable[[], None]) -> Listener | None:
+        """A listener (not started) calling `on_notice` for each announcement on `channel`, from
+        any process; None on a database that has no notifications (SQLite)."""
+        return self.dialect.listener(self.url, channel, on_notice)
 
     def dispose(self) -> None:
         self.dialect.close()

@@ -9,7 +9,9 @@ take microseconds, so the event loop runs them itself (`runs_on_loop`).
 
 PostgreSQL runs many writers at once: claims and reaps lock the rows they take with
 ``FOR UPDATE SKIP LOCKED``, named critical sections take an advisory lock, and everything goes
-through the network, so the event loop hands it to a thread.
+through the network, so the event loop hands it to a thread. Its ``NOTIFY`` tells workers in
+every process the moment work appears (`announce`; see `kinema.store.notices`); SQLite's workers
+all run in the processes that create their work, so an in-process signal does.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import OperationalError
 
 from kinema.domain.errors import StorageFull, Unavailable
+from kinema.store.notices import Listener
 
 SQLITE_BUSY_TIMEOUT_MS: Final = 10_000
 #: Idle read-only connections kept for `Database.first` on a SQLite file; more are closed.
@@ -82,6 +85,15 @@ class Dialect(ABC):
     @abstractmethod
     def insert_or_ignore(self, table: Table) -> Insert:
         """An insert that does nothing when a row with the same key already exists."""
+
+    @staticmethod
+    @abstractmethod
+    def announce(connection: Connection, channel: str) -> None:
+        """Tell every listener on `channel`, once `connection`'s transaction commits."""
+
+    def listener(self, url: URL, channel: str, on_notice: Callable[[], None]) -> Listener | None:
+        """A listener (not started) for what `announce` sends, or None where nothing is sent."""
+        return None
 
     @property
     def reads_directly(self) -> bool:
@@ -139,6 +151,10 @@ class SQLite(Dialect):
     @staticmethod
     def serialise(connection: Connection, name: str) -> None:
         pass  # likewise
+
+    @staticmethod
+    def announce(connection: Connection, channel: str) -> None:
+        pass  # none to send: a worker in another process finds the work at its next poll (a read)
 
     def insert_or_ignore(self, table: Table) -> Insert:
         return sqlite.insert(table).on_conflict_do_nothing()
@@ -227,6 +243,14 @@ class PostgreSQL(Dialect):
     def serialise(connection: Connection, name: str) -> None:
         connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": zlib.crc32(name.encode())})
 
+    @staticmethod
+    def announce(connection: Connection, channel: str) -> None:
+        # Several in one transaction are folded into one by the server.
+        connection.execute(text("SELECT pg_notify(:channel, '')"), {"channel": channel})
+
+    def listener(self, url: URL, channel: str, on_notice: Callable[[], None]) -> Listener | None:
+        return Listener(url, channel, on_notice)
+
     def insert_or_ignore(self, table: Table) -> Insert:
         return postgresql.insert(table).on_conflict_do_nothing()
 
@@ -256,6 +280,11 @@ def upsert(connection: Connection, table: Table, key: Sequence[str], values: Map
 def serialise(connection: Connection, name: str) -> None:
     """`Dialect.serialise` for the database `connection` belongs to."""
     _BY_NAME[connection.dialect.name].serialise(connection, name)
+
+
+def announce(connection: Connection, channel: str) -> None:
+    """`Dialect.announce` for the database `connection` belongs to."""
+    _BY_NAME[connection.dialect.name].announce(connection, channel)
 
 
 def dialect_for(url: URL, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> Dialect:

@@ -36,7 +36,8 @@ from sqlalchemy import (
 from kinema.domain.task import Task, TaskState
 from kinema.domain.transitions import UNFINISHED, Move
 from kinema.store.database import Database, Row, run
-from kinema.store.dialects import Dialect
+from kinema.store.dialects import Dialect, announce
+from kinema.store.notices import TASKS_CHANNEL
 from kinema.store.schema import api_keys, tasks
 
 _INSERT: Final = insert(tasks).values(
@@ -94,7 +95,15 @@ def any_ready(db: Database, how: Move, now: int) -> bool:
     return db.first(_READY[source], {"now": now}) is not None
 
 
+#: Moves after which a claim may find what it could not before: work ready for a stage, or a
+#: running slot of an account come free. Each is announced to the workers of every process.
+_WAKES: Final = frozenset(
+    {Move.INTAKE_DONE, Move.SUCCEED, Move.FAIL, Move.RELEASE, Move.REQUEUE, Move.ABANDON, Move.EXPIRE}
+)
+
+
 def insert_task(connection: Connection, task: Task) -> None:
+    announce(connection, TASKS_CHANNEL)
     run(
         connection,
         _INSERT,
@@ -243,6 +252,8 @@ def move(
     ).first()
     if row is None:
         return None
+    if how in _WAKES:
+        announce(connection, TASKS_CHANNEL)
     return Moved(row.id, row.account_id, int(row.price), row.callback_url)
 
 

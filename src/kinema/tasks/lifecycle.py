@@ -12,7 +12,7 @@ when a task ends is here. Times are parameters (Unix milliseconds), never read h
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -24,6 +24,7 @@ from kinema.domain.task import FailCode, Task, TaskState
 from kinema.domain.transitions import UNFINISHED, Move
 from kinema.store import tasks as statements
 from kinema.store.database import Connection, Database
+from kinema.store.notices import TASKS_CHANNEL, Listener
 from kinema.store.tasks import UNLEASED, Lease, Moved, held, still_lapsed
 from kinema.tasks.outbox import enqueue_callback
 
@@ -166,6 +167,12 @@ def oldest_queued_at(connection: Connection) -> int | None:
 # Claiming.
 
 _CLAIMS: dict[Stage, Move] = {Stage.INTAKE: Move.CLAIM_INTAKE, Stage.GENERATE: Move.CLAIM_GENERATE}
+
+
+def listen_for_work(db: Database, on_work: Callable[[], None]) -> Listener | None:
+    """A listener (not started) that calls `on_work` whenever a claim may find something new,
+    whichever process made it so; None on a database without notifications (SQLite)."""
+    return db.listen(TASKS_CHANNEL, on_work)
 
 
 def claim_next(

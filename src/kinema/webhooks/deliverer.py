@@ -119,6 +119,10 @@ class Deliverer:
     # One attempt.
 
     def _claim(self, now: int) -> Claimed | None:
+        # A read first: an idle deliverer, looking every poll, takes no write lock (SQLite's
+        # one writer) when nothing is due.
+        if not callbacks.any_due(self.db, now):
+            return None
         with self.db.write() as connection:
             return callbacks.claim_due(connection, self.db.dialect, self.owner, now, self.options.lease_ms)
 

@@ -60,6 +60,9 @@ class WorkerOptions:
     intakes_per_account: int | None = 2  #: In flight at once, across every worker; None: no cap.
     lease_s: float = 30.0
     poll_s: float = 1.0
+    #: How often idle workers look anyway while notifications reach them (PostgreSQL): for one
+    #: lost while the listener reconnected, or work no move announces (a deadline passing).
+    safety_poll_s: float = 10.0
     max_running_per_account: int = 2
     max_attempts: int = 3
     retention: RetentionPolicy | None = None  #: None: this worker leaves retention to others.
@@ -169,12 +172,15 @@ class Worker:
         self._degraded = ""
         self._threads: list[threading.Thread] = []
         self._heart: threading.Thread | None = None
+        self._listener = lifecycle.listen_for_work(db, self.wakeup.notify)
 
     # Running.
 
     def start(self) -> None:
         self._announce()
         self._sweep_staging()
+        if self._listener is not None:
+            self._listener.start()
         loops: list[tuple[str, Callable[[], None]]] = [
             (f"intake-{n}", lambda: self._loop(Stage.INTAKE)) for n in range(self.options.intake_threads)
         ]
@@ -201,6 +207,8 @@ class Worker:
     def stop(self, timeout_s: float = 30.0) -> None:
         """Stop claiming; running tasks stop at their next frame and go back to the queue."""
         self._stopping.set()
+        if self._listener is not None:
+            self._listener.stop()
         self.wakeup.notify()
         for thread in self._threads:
             thread.join(timeout_s)
@@ -255,7 +263,13 @@ class Worker:
                 # The database went away or a bug: log it, wait a poll, try again. The task,
                 # if one was claimed, comes back through the reaper.
                 log.exception("%s loop of worker %s failed", stage.value, self.id)
-            seen = self.wakeup.wait(self.options.poll_s, seen)
+            seen = self.wakeup.wait(self._poll_s(), seen)
+
+    def _poll_s(self) -> float:
+        """How long an idle loop waits to look again, if nothing wakes it first."""
+        if self._listener is not None and self._listener.listening:
+            return max(self.options.poll_s, self.options.safety_poll_s)
+        return self.options.poll_s
 
     def _reap_loop(self) -> None:
         interval = min(5.0, self.options.lease_s / 2)
