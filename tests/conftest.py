@@ -119,6 +119,8 @@ def make_settings(tmp_path: Path, database_url: str) -> MakeSettings:
             "record_info_rate_limit": "1000/second",
             "lease_seconds": 5,
             "poll_seconds": 0.2,
+            # A stopping worker hands back at once, unless a test is about draining.
+            "drain_seconds": 0,
         }
         return Settings(**(values | overrides))
 

@@ -5,14 +5,16 @@ from __future__ import annotations
 import os
 import secrets
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 from limits import parse as parse_limit
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
+from kinema.catalog import Catalog, default_catalog
 from kinema.domain.clock import Clock
-from kinema.domain.errors import EngineUnavailable
+from kinema.domain.errors import EngineMisconfigured, EngineUnavailable
 from kinema.engines.base import Engine
 from kinema.engines.diffusers.config import DiffusersConfig
 from kinema.engines.isolated import isolated
@@ -116,8 +118,49 @@ def fetch_policy(settings: Settings) -> FetchPolicy:
     )
 
 
-def worker_options(settings: Settings) -> WorkerOptions:
+@dataclass(frozen=True, slots=True)
+class WorkerScope:
+    """What one worker process takes: the engines it runs, and the models it claims."""
+
+    engines: tuple[str, ...]
+    models: frozenset[str] | None  #: None: every model (the worker runs every routed engine).
+
+
+def worker_scope(settings: Settings, catalog: Catalog | None = None) -> WorkerScope:
+    """The engines and models of a worker, from ``worker_engines`` and ``worker_models``.
+
+    A worker takes only tasks it can serve; a model whose engine no live worker runs waits for
+    one. A name that serves nothing here is refused with what to change.
+    """
+    catalog = catalog or default_catalog()
+    router = engine_router(settings)
+    engines = tuple(settings.worker_engines) or tuple(router.names)
+    for name in engines:
+        if name not in router.names:
+            raise EngineMisconfigured(
+                f"this worker is asked to run the {name} engine, which serves no model here: "
+                f"route models to it with KINEMA_ENGINE or KINEMA_MODEL_ENGINES "
+                f"(engines in use: {', '.join(router.names)})"
+            )
+    of_engines = {model for model in catalog.names if router.name_for(model) in engines}
+    for model in settings.worker_models:
+        if model not in catalog:
+            raise EngineMisconfigured(
+                f"this worker is asked to take {model}, a model this server does not offer"
+            )
+        if model not in of_engines:
+            raise EngineMisconfigured(
+                f"this worker is asked to take {model}, which runs on the {router.name_for(model)} "
+                f"engine: run that engine too (--engine {router.name_for(model)})"
+            )
+    models = frozenset(settings.worker_models) or frozenset(of_engines)
+    return WorkerScope(engines, None if models == set(catalog.names) else models)
+
+
+def worker_options(settings: Settings, scope: WorkerScope | None = None) -> WorkerOptions:
     return WorkerOptions(
+        models=None if scope is None else scope.models,
+        drain_s=settings.drain_seconds,
         generation_threads=max(1, settings.workers),
         intake_threads=settings.intake_threads,
         intakes_per_account=settings.intakes_per_account,
@@ -194,16 +237,21 @@ def engine_config(settings: Settings, name: str, db: Database | None, clock: Clo
 
 
 def load_engines(
-    settings: Settings, db: Database, clock: Clock, *, default: Engine | None = None
+    settings: Settings,
+    db: Database,
+    clock: Clock,
+    *,
+    default: Engine | None = None,
+    names: Sequence[str] | None = None,
 ) -> dict[str, Engine]:
-    """Every engine the settings route a model to, constructed but not set up.
+    """Every engine the settings route a model to (or those `names`), constructed but not set up.
 
     Those named in ``engine_process`` run in a child process of their own (set up there), so a
     crash of theirs is not the worker's. `default`, when given, stands in for the default engine
     (tests use an instant one).
     """
     engines: dict[str, Engine] = {}
-    for name in engine_router(settings).names:
+    for name in engine_router(settings).names if names is None else names:
         if name == settings.engine and default is not None:
             engines[name] = default
         elif name in settings.engine_process:
@@ -231,8 +279,9 @@ def build_worker(
     own_files = OwnFiles(
         settings.public_url, store, link_signer(settings, db, clock(), store), lambda: clock() // 1000
     )
+    scope = worker_scope(settings)
     if engines is None:
-        engines = load_engines(settings, db, clock)
+        engines = load_engines(settings, db, clock, names=scope.engines)
         for engine in engines.values():
             engine.setup()
     return Worker(
@@ -241,7 +290,7 @@ def build_worker(
         engine_router(settings),
         store,
         SafeFetcher(fetch_policy(settings) if policy is None else policy),
-        worker_options(settings),
+        worker_options(settings, scope),
         clock=clock,
         wakeup=wakeup,
         cancels=cancels,

@@ -55,6 +55,12 @@ class Settings(BaseSettings):
     max_attempts: Annotated[int, Field(ge=1)] = 3
     poll_seconds: Positive = 1.0
     engine_process: list[str] = Field(default_factory=lambda: ["diffusers"])
+    #: The engines a `kinema worker` runs (empty: every engine a model is routed to).
+    worker_engines: list[str] = Field(default_factory=list)
+    #: The models a `kinema worker` takes (empty: every model its engines serve).
+    worker_models: list[str] = Field(default_factory=list)
+    #: On SIGTERM, how long running tasks may take to finish before they are handed back.
+    drain_seconds: Annotated[float, Field(ge=0)] = 20
     engine_stop_grace_seconds: Positive = 60
 
     # The motion engine.

@@ -32,7 +32,7 @@ def test_concurrent_migrations_take_turns(
         outcomes = [(start.wait(120), *start.communicate()) for start in starts]
         for code, _out, err in outcomes:
             assert code == 0, err
-            assert err.strip() == "database at revision 0005"
+            assert err.strip() == "database at revision 0006"
         db = Database(url)
         try:
             assert db.schema() is Schema.CURRENT
@@ -53,13 +53,13 @@ def test_serve_and_worker_refuse_a_schema_that_is_behind_until_migrated(tmp_path
         refused = kinema(role, env=env)
         assert refused.returncode == 1
         assert " ".join(refused.stderr.split()).endswith(
-            "error: the database's schema is at revision 0004, older than this Kinema's (0005): "
+            "error: the database's schema is at revision 0004, older than this Kinema's (0006): "
             "run `kinema migrate`, then start again"
         )
         assert "Traceback" not in refused.stderr
     assert db.current_revision() == "0004", "a refusing start must not upgrade the schema itself"
 
-    assert kinema("migrate", env=env).stderr.strip() == "database at revision 0005"
+    assert kinema("migrate", env=env).stderr.strip() == "database at revision 0006"
     assert db.schema() is Schema.CURRENT
     db.dispose()
 

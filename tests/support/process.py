@@ -28,6 +28,8 @@ def service_env(data_dir: Path, database_url: str, port: int, **extra: str) -> d
             "KINEMA_PUBLIC_URL": f"http://127.0.0.1:{port}",
             # Tests poll faster than the published limit allows.
             "KINEMA_RECORD_INFO_RATE_LIMIT": "1000/second",
+            # Stopped at the end of a test, a worker hands back at once.
+            "KINEMA_DRAIN_SECONDS": "0",
             "COLUMNS": "120",
             "NO_COLOR": "1",
         }

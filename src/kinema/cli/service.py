@@ -178,9 +178,31 @@ def worker(
     threads: Annotated[
         int | None, typer.Option(help="Generation threads \\[default: KINEMA_WORKERS].")
     ] = None,
+    engine: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--engine",
+            metavar="NAME",
+            help="An engine to run, again for more \\[default: KINEMA_WORKER_ENGINES, else every "
+            "engine a model is routed to].",
+        ),
+    ] = None,
+    models: Annotated[
+        str | None,
+        typer.Option(
+            metavar="MODEL,...",
+            help="The models to take, comma-separated \\[default: KINEMA_WORKER_MODELS, else every "
+            "model of its engines].",
+        ),
+    ] = None,
 ) -> None:
-    """Run workers (and a callback deliverer) alone, against the same database as the API."""
-    settings = load_settings(workers=threads)
+    """Run workers (and a callback deliverer) alone, against the same database as the API.
+
+    It takes only the tasks of the models it serves. On SIGTERM it stops claiming, lets running
+    tasks finish for KINEMA_DRAIN_SECONDS and hands back the rest.
+    """
+    chosen = None if models is None else [name.strip() for name in models.split(",") if name.strip()]
+    settings = load_settings(workers=threads, worker_engines=engine or None, worker_models=chosen)
     configure_logging(settings.log_level)
     db = runtime.open_database(settings)
     require_schema(db)

@@ -144,6 +144,8 @@ workers = Table(
     Column("seen_at", BigInteger, nullable=False, index=True),
     #: Why the worker's engine cannot work (a refused upstream key, say); empty when it can.
     Column("degraded", Text, nullable=False, server_default=""),
+    #: The catalog models it takes, a JSON list; empty when it takes every model.
+    Column("models", Text, nullable=False, server_default=""),
 )
 
 rate_events = Table(

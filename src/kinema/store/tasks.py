@@ -89,10 +89,15 @@ _READY: Final = {
 }
 
 
-def any_ready(db: Database, how: Move, now: int) -> bool:
-    """Whether a claim by `how` could find a task now (a read, quick enough to ask first)."""
+def any_ready(db: Database, how: Move, now: int, models: frozenset[str] | None = None) -> bool:
+    """Whether a claim by `how` could find a task now, of one of `models` if given (a read,
+    quick enough to ask first)."""
     (source,) = how.sources
-    return db.first(_READY[source], {"now": now}) is not None
+    if models is None:
+        return db.first(_READY[source], {"now": now}) is not None
+    with db.read() as connection:
+        query = _READY[source].where(tasks.c.model.in_(sorted(models)))
+        return connection.execute(query, {"now": now}).first() is not None
 
 
 #: Moves after which a claim may find what it could not before: work ready for a stage, or a
@@ -285,6 +290,7 @@ def claim(
     lease_ms: int,
     max_running_per_account: int,
     max_intakes_per_account: int | None = None,
+    models: frozenset[str] | None = None,
 ) -> Task | None:
     """Take the next task ready for `how` (a claim), or None when there is none.
 
@@ -296,7 +302,8 @@ def claim(
     The candidate row is the only one locked (SKIP LOCKED on PostgreSQL, so claimers never
     wait on each other). An account's cap is checked again under a lock of the account's own,
     so two claimers can never both take its last slot; a candidate whose account turned out
-    full is let go (its savepoint undone) and the next is tried.
+    full is let go (its savepoint undone) and the next is tried. A worker serving only some
+    `models` takes only their tasks.
     """
     (source,) = how.sources
     cap = max_running_per_account if how is Move.CLAIM_GENERATE else max_intakes_per_account
@@ -321,6 +328,8 @@ def claim(
             query = query.where(busy < cap)
         if skipped:
             query = query.where(tasks.c.account_id.not_in(skipped))
+        if models is not None:
+            query = query.where(tasks.c.model.in_(sorted(models)))
         with connection.begin_nested() as savepoint:
             candidate = connection.execute(dialect.lock_rows(query, tasks)).first()
             if candidate is None:

@@ -2,15 +2,32 @@
 
 from __future__ import annotations
 
+import json
+
 from sqlalchemy import Connection, delete, func, insert, select, update
 
 from kinema.store.schema import workers
 
 
-def announce(connection: Connection, worker_id: str, hostname: str, pid: int, engine: str, now: int) -> None:
+def announce(
+    connection: Connection,
+    worker_id: str,
+    hostname: str,
+    pid: int,
+    engine: str,
+    now: int,
+    models: frozenset[str] | None = None,
+) -> None:
+    """A worker's row, with the models it takes (None: every model)."""
     connection.execute(
         insert(workers).values(
-            id=worker_id, hostname=hostname, pid=pid, engine=engine[:100], started_at=now, seen_at=now
+            id=worker_id,
+            hostname=hostname,
+            pid=pid,
+            engine=engine[:100],
+            started_at=now,
+            seen_at=now,
+            models="" if models is None else json.dumps(sorted(models)),
         )
     )
 
@@ -33,6 +50,18 @@ def live_count(connection: Connection, seen_since: int) -> int:
             select(func.count()).select_from(workers).where(workers.c.seen_at >= seen_since)
         ).scalar_one()
     )
+
+
+def served_models(connection: Connection, seen_since: int) -> frozenset[str] | None:
+    """The models some live worker takes; None when one takes every model."""
+    served: set[str] = set()
+    for models in connection.execute(
+        select(workers.c.models).where(workers.c.seen_at >= seen_since)
+    ).scalars():
+        if not models:
+            return None
+        served.update(json.loads(models))
+    return frozenset(served)
 
 
 def degraded_reasons(connection: Connection, seen_since: int) -> list[str]:

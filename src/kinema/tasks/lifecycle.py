@@ -183,14 +183,16 @@ def claim_next(
     lease_ms: int,
     max_running_per_account: int,
     max_intakes_per_account: int | None = None,
+    models: frozenset[str] | None = None,
 ) -> Claim | None:
     """Take the next task ready for `stage`, or None when there is none: for generation the
-    oldest, for intake the oldest of the account with the fewest intakes in flight.
+    oldest, for intake the oldest of the account with the fewest intakes in flight. A worker
+    serving only some `models` takes only their tasks.
 
     A quick read first: idle workers, woken for every new task whatever its stage, take no
     write lock (SQLite's one writer) when nothing waits for their stage.
     """
-    if not statements.any_ready(db, _CLAIMS[stage], now):
+    if not statements.any_ready(db, _CLAIMS[stage], now, models):
         return None
     with db.write() as connection:
         task = statements.claim(
@@ -202,6 +204,7 @@ def claim_next(
             lease_ms,
             max_running_per_account,
             max_intakes_per_account,
+            models,
         )
     return None if task is None else Claim(task, task.attempt, stage)
 

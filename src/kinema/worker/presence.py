@@ -11,6 +11,12 @@ def live_workers(db: Database, now: int, lease_ms: int) -> int:
         return statements.live_count(connection, now - lease_ms)
 
 
+def served_models(db: Database, now: int, lease_ms: int) -> frozenset[str] | None:
+    """The models a live worker takes; None when one takes every model."""
+    with db.read() as connection:
+        return statements.served_models(connection, now - lease_ms)
+
+
 def degraded_engines(db: Database, now: int, lease_ms: int) -> list[str]:
     """Why live workers' engines cannot work (a refused upstream key, say), if any."""
     with db.read() as connection:

@@ -66,6 +66,10 @@ class WorkerOptions:
     max_running_per_account: int = 2
     max_attempts: int = 3
     retention: RetentionPolicy | None = None  #: None: this worker leaves retention to others.
+    #: The catalog models this worker claims; None: every model.
+    models: frozenset[str] | None = None
+    #: On `stop`, how long running tasks may take to finish before they are handed back.
+    drain_s: float = 0.0
     sweep_s: float = 300.0
 
     @property
@@ -165,6 +169,9 @@ class Worker:
             db, store, fetcher, own_files, clock, decodes or DecodeSlots(DEFAULT_DECODES_AT_ONCE)
         )
         self._generate_ports = generate.GeneratePorts(db, store, self.engines, router, clock)
+        #: Set when the worker stops claiming; running tasks may still finish (see `stop`).
+        self._closing = threading.Event()
+        #: Set when running tasks must stop at their next frame and go back to the queue.
         self._stopping = threading.Event()
         #: Set once every thread that works on tasks has stopped: the heartbeat goes last.
         self._idle = threading.Event()
@@ -205,11 +212,20 @@ class Worker:
         )
 
     def stop(self, timeout_s: float = 30.0) -> None:
-        """Stop claiming; running tasks stop at their next frame and go back to the queue."""
-        self._stopping.set()
+        """Stop claiming, let running tasks finish for ``drain_s``, then stop the rest at their
+        next frame and hand them back to the queue (another worker takes them up)."""
+        self._closing.set()
         if self._listener is not None:
             self._listener.stop()
         self.wakeup.notify()
+        drained_by = self.clock() + self.options.drain_s * 1000
+        for thread in self._threads:
+            thread.join(max(0.0, (drained_by - self.clock()) / 1000))
+        if any(thread.is_alive() for thread in self._threads):
+            log.info(
+                "worker %s: handing back what did not finish within %.0f s", self.id, self.options.drain_s
+            )
+        self._stopping.set()
         for thread in self._threads:
             thread.join(timeout_s)
         self._threads.clear()
@@ -227,6 +243,11 @@ class Worker:
             presence.remove(connection, self.id)
         log.info("worker %s stopped", self.id)
 
+    @property
+    def closing(self) -> bool:
+        """Whether `stop` was called: the worker claims nothing more."""
+        return self._closing.is_set()
+
     def run_once(self, stage: Stage) -> bool:
         """Claim and carry one task of `stage`; False when none was ready."""
         claim = lifecycle.claim_next(
@@ -237,6 +258,7 @@ class Worker:
             self.options.lease_ms,
             self.options.max_running_per_account,
             self.options.intakes_per_account,
+            self.options.models,
         )
         if claim is None:
             return False
@@ -255,7 +277,7 @@ class Worker:
 
     def _loop(self, stage: Stage) -> None:
         seen = self.wakeup.generation
-        while not self._stopping.is_set():
+        while not self._closing.is_set():
             try:
                 if self.run_once(stage):
                     continue
@@ -273,7 +295,7 @@ class Worker:
 
     def _reap_loop(self) -> None:
         interval = min(5.0, self.options.lease_s / 2)
-        while not self._stopping.wait(interval):
+        while not self._closing.wait(interval):
             try:
                 reaped = lifecycle.reap(self.db, self.clock(), self.options.max_attempts)
             except Exception:
@@ -290,7 +312,7 @@ class Worker:
 
     def _sweep_loop(self) -> None:
         assert self.options.retention is not None
-        while not self._stopping.wait(self.options.sweep_s):
+        while not self._closing.wait(self.options.sweep_s):
             self.sweep_once()
 
     def sweep_once(self) -> SweepReport | None:
@@ -322,7 +344,13 @@ class Worker:
         now = self.clock()
         with self.db.write() as connection:
             presence.announce(
-                connection, self.id, socket.gethostname(), os.getpid(), ",".join(self.engines), now
+                connection,
+                self.id,
+                socket.gethostname(),
+                os.getpid(),
+                ",".join(self.engines),
+                now,
+                models=self.options.models,
             )
 
     def _heartbeat(self, until: threading.Event, *, with_presence: bool) -> threading.Thread:

@@ -42,6 +42,10 @@ def readyz(found: ServicesDep) -> JSONResponse:
         checks["database"] = f"failing: {trouble}"
     checks["disk"] = disk_status(found.settings.files_dir)
     ready = all(value == "ok" for value in checks.values())
+    # Tasks of a model no live worker takes wait for one: worth saying, but the rest is served.
+    unserved = unserved_models(found) if checks.get("workers") == "ok" else []
+    if unserved:
+        checks["models"] = "no live worker takes " + ", ".join(unserved)
     # Limits counted per process while Redis is away: worth saying, but the service still works.
     checks["rate_limits"] = found.limits.status
     body = {"code": 200 if ready else 503, "msg": "ready" if ready else "not ready", "data": checks}
@@ -71,6 +75,14 @@ def free_bytes(folder: Path) -> int | None:
         return shutil.disk_usage(folder).free
     except OSError:
         return None
+
+
+def unserved_models(found: Services) -> list[str]:
+    """The models this server offers that no live worker takes: their tasks wait for one."""
+    served = presence.served_models(found.db, found.clock(), round(found.settings.lease_seconds * 1000))
+    if served is None:
+        return []
+    return [model for model in found.catalog.names if model not in served]
 
 
 def live_workers(found: Services) -> int:

@@ -8,6 +8,7 @@ from fastapi import APIRouter
 
 from kinema.api.auth import ServicesDep
 from kinema.api.envelope import ok
+from kinema.api.routes.health import unserved_models
 
 router = APIRouter(prefix="/api/v1", tags=["models"])
 
@@ -15,6 +16,7 @@ router = APIRouter(prefix="/api/v1", tags=["models"])
 @router.get("/models", summary="The models this server offers")
 def models(found: ServicesDep) -> dict[str, Any]:
     listing = []
+    unserved = set(unserved_models(found))
     for model in found.catalog:
         prices = found.prices.for_model(model.name)
         engine = found.engine_for(model.name)
@@ -24,6 +26,8 @@ def models(found: ServicesDep) -> dict[str, Any]:
                 "description": model.description,
                 "capability": model.capability.value,
                 "available": model.capability in engine.capabilities,
+                # Whether a live worker takes its tasks now (else they wait for one).
+                "served": model.name not in unserved,
                 "engine": engine.name,
                 "generatesContent": engine.generates_content,
                 "input": found.catalog.json_schema(model),
