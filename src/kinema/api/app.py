@@ -167,7 +167,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, engine: Engin
     if settings.admin_token is not None:
         app.include_router(admin.router)
     app.include_router(files_router(store, found.signer, lambda: clock() / 1000))
-    install_openapi(app, settings.public_url, catalog)
+    install_openapi(app, settings.public_url, catalog, found.engine_for)
     install_error_docs(app)  # over the document install_openapi builds
     app.add_middleware(
         BodyLimit,

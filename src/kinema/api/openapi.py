@@ -9,13 +9,17 @@ get the scheme here rather than an ``authorization`` parameter.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Final
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from kinema.api import openapi_patterns
 from kinema.api.auth import API_KEY_SCHEME
-from kinema.catalog import Catalog
+from kinema.api.routes.uploads import FILE_NAME_SCHEMA, IMAGE_TYPES, UPLOAD_PATH_SCHEMA
+from kinema.catalog import MAX_URL_LENGTH, Catalog, FieldKind, ForbiddenCombination, ModelSpec
+from kinema.engines.base import EngineInfo
 
 SEED_MODEL: Final = "hailuo/2-3-image-to-video-standard"
 SEED_PROMPT: Final = (
@@ -32,8 +36,11 @@ TINY_PNG: Final = "data:image/png;base64," + (
 )
 
 
-def install_openapi(app: FastAPI, public_url: str, catalog: Catalog) -> None:
-    """Have `app` answer ``/openapi.json`` with the document described above, built once."""
+def install_openapi(
+    app: FastAPI, public_url: str, catalog: Catalog, engine_for: Callable[[str], EngineInfo]
+) -> None:
+    """Have `app` answer ``/openapi.json`` with the document described above, built once; the
+    models' inputs as far as their engines (`engine_for`) run them."""
 
     def document() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -42,7 +49,9 @@ def install_openapi(app: FastAPI, public_url: str, catalog: Catalog) -> None:
             )
             _bearer_everywhere(built)
             known = examples(public_url.rstrip("/"))
-            known[("POST", "/api/v1/jobs/createTask")]["request_schema"] = create_task_schema(catalog)
+            known[("POST", "/api/v1/jobs/createTask")]["request_schema"] = create_task_schema(
+                catalog, engine_for
+            )
             _add_examples(built, known)
             app.openapi_schema = built
         return app.openapi_schema
@@ -82,6 +91,8 @@ def _add_examples(document: dict[str, Any], known: dict[tuple[str, str], dict[st
                 if "request_schema" in example or "schema" not in content:
                     content["schema"] = example.get("request_schema", {"type": "object"})
                 content["example"] = example["request"]
+                if "request_encoding" in example:
+                    content["encoding"] = example["request_encoding"]
             for parameter in operation.get("parameters", []):
                 if parameter["name"] in example.get("parameters", {}):
                     parameter["example"] = example["parameters"][parameter["name"]]
@@ -90,25 +101,129 @@ def _add_examples(document: dict[str, Any], known: dict[tuple[str, str], dict[st
             answer.setdefault("content", {}).setdefault(media, {})["example"] = example["answer"]
 
 
-def create_task_schema(catalog: Catalog) -> dict[str, Any]:
-    """createTask's body as the published document gives it, for every model of the catalog.
+def create_task_schema(catalog: Catalog, engine_for: Callable[[str], EngineInfo]) -> dict[str, Any]:
+    """createTask's body on this server: a branch per model its engines run, with that model's
+    ``input`` as far as the model's engine (`engine_for`) takes it.
 
-    ``input`` is shown for the seed's model; ``GET /api/v1/models`` gives each model's own.
+    What the validation refuses is said here too: no key beside ``model``, ``callBackUrl`` and
+    ``input``, and no combination a model's rules forbid (defaults count: on a model whose
+    resolution defaults to 1080P, 10 seconds alone is refused). What the engine cannot do (a
+    model, a duration or a resolution) is answered 505 and is left out.
     """
-    seed = catalog.get(SEED_MODEL)
+    branches = []
+    for model in catalog:
+        served = input_schema(model, engine_for(model.name))
+        if served is None:
+            continue
+        branches.append(
+            {
+                "title": model.name,
+                "type": "object",
+                "required": ["model", "input"],
+                "properties": {
+                    "model": {"type": "string", "const": model.name},
+                    "callBackUrl": web_url("A URL that receives the task's record when it ends (optional).")
+                    | {"type": ["string", "null"]},
+                    "input": served,
+                },
+                "additionalProperties": False,
+            }
+        )
+    disabled = [model.name for model in catalog if input_schema(model, engine_for(model.name)) is None]
+    described = "The model, where to call back, and the model's input (GET /api/v1/models)."
+    if disabled:
+        described += f" Not run here (code 505): {', '.join(disabled)}."
+    schema: dict[str, Any] = {"type": "object", "description": described, "required": ["model", "input"]}
+    if branches:
+        schema["oneOf"] = branches
+    return schema
+
+
+def web_url(description: str) -> dict[str, Any]:
     return {
-        "type": "object",
-        "required": ["model", "input"],
-        "properties": {
-            "model": {"type": "string", "enum": list(catalog.names), "default": SEED_MODEL},
-            "callBackUrl": {
-                "type": "string",
-                "format": "uri",
-                "description": "A URL that receives the task's record when it ends (optional).",
-            },
-            "input": seed.json_schema() if seed is not None else {"type": "object"},
-        },
+        "type": "string",
+        "format": "uri",
+        "pattern": openapi_patterns.WEB_URL,
+        "maxLength": MAX_URL_LENGTH,
+        "description": description,
     }
+
+
+def input_schema(model: ModelSpec, engine: EngineInfo) -> dict[str, Any] | None:
+    """`model`'s ``input`` as the validation checks it (`kinema.catalog.validation`) and `engine`
+    serves it, its cross-field rules as ``not``; None when the engine cannot run the model at all.
+
+    As the validation reads it: null is an optional field left out, a duration may be the
+    integer, a resolution any letter case.
+    """
+    if model.capability not in engine.capabilities:
+        return None
+    if model.output_resolution is not None and model.output_resolution not in engine.resolutions:
+        return None
+    served = {
+        "duration": [str(duration) for duration in engine.durations],
+        "resolution": [resolution.value for resolution in engine.resolutions],
+    }
+    schema: dict[str, Any] = dict(model.json_schema())
+    properties = dict(schema["properties"])
+    required = list(schema["required"])
+    for field in model.fields:
+        shown = dict(properties[field.name])
+        if field.kind is FieldKind.URL:
+            shown = web_url(field.description)
+        elif field.kind is FieldKind.TEXT:
+            shown["pattern"] = openapi_patterns.TEXT
+        elif field.kind is FieldKind.CHOICE:
+            choices = [choice for choice in field.choices if choice in served.get(field.name, field.choices)]
+            if not choices:
+                return None
+            if field.default not in choices:  # a default the engine cannot do: the field must be given
+                shown.pop("default", None)
+                required.append(field.name)
+            spellings: list[str | int] = list(choices)
+            if field.accepts_integers:
+                spellings += [int(choice) for choice in choices]
+                shown["type"] = ["string", "integer"]
+            if field.case_insensitive:
+                spellings += [other for choice in choices if (other := choice.swapcase()) != choice]
+            shown["enum"] = spellings
+        if field.name not in required:
+            shown["type"] = [*_types(shown), "null"]
+            if "enum" in shown:
+                shown["enum"] = [*shown["enum"], None]
+        properties[field.name] = shown
+    schema["properties"] = properties
+    schema["required"] = required
+    forbidden = [_forbidden(model, rule) for rule in model.rules]
+    if forbidden:
+        schema["not"] = forbidden[0] if len(forbidden) == 1 else {"anyOf": forbidden}
+    return schema
+
+
+def _types(schema: dict[str, Any]) -> list[str]:
+    types = schema.get("type", [])
+    return [types] if isinstance(types, str) else list(types)
+
+
+def _forbidden(model: ModelSpec, rule: ForbiddenCombination) -> dict[str, Any]:
+    """The inputs `rule` refuses: each of its fields at its value in any spelling the validation
+    reads, or left out (absent or null) where that value is the default."""
+    conditions: list[dict[str, Any]] = []
+    for name, value in rule.values:
+        field = model.field(name)
+        spellings: list[Any] = [value]
+        if field is not None and isinstance(value, str):
+            if field.accepts_integers:
+                spellings.append(int(value))
+            if field.case_insensitive and value.swapcase() != value:
+                spellings.append(value.swapcase())
+        given = {"required": [name], "properties": {name: {"enum": spellings}}}
+        if field is not None and field.default == value:
+            spellings.append(None)
+            conditions.append({"anyOf": [given, {"not": {"required": [name]}}]})
+        else:
+            conditions.append(given)
+    return {"allOf": conditions}
 
 
 def _unprefixed(path: str) -> str:
@@ -239,11 +354,17 @@ def examples(base: str) -> dict[tuple[str, str], dict[str, Any]]:
                 "type": "object",
                 "required": ["file", "uploadPath"],
                 "properties": {
-                    "file": {"type": "string", "format": "binary", "description": "The image."},
-                    "uploadPath": {"type": "string", "description": "The folder, e.g. images."},
-                    "fileName": {"type": "string", "description": "Its name; the file's own when absent."},
+                    "file": {
+                        "type": "string",
+                        "format": "binary",
+                        "description": f"The image ({IMAGE_TYPES}).",
+                    },
+                    "uploadPath": UPLOAD_PATH_SCHEMA,
+                    "fileName": FILE_NAME_SCHEMA | {"description": "Its name; the part's own when absent."},
                 },
             },
+            # The file is stored only if its content is one of these types.
+            "request_encoding": {"file": {"contentType": IMAGE_TYPES}},
             "request": {"uploadPath": "images", "fileName": "sample.jpg"},
             "answer": uploaded,
         },

@@ -23,7 +23,7 @@ from kinema.api.envelope import UPLOAD_ROUTES
 #: What each code means, as the descriptions say it.
 MEANINGS: Final[Mapping[int, str]] = {
     200: "success",
-    400: "the request cannot be read (a missing taskId, a broken multipart body)",
+    400: "the request cannot be read (a missing taskId, a body that is not UTF-8, a broken multipart body)",
     401: "the key is missing, malformed, unknown or revoked",
     402: "the balance does not cover the price",
     404: "nothing matches the reference",
@@ -36,6 +36,12 @@ MEANINGS: Final[Mapping[int, str]] = {
     505: "the model needs what the configured engine cannot do",
     507: "the disk is full; nothing was stored (always HTTP 507, with Retry-After)",
 }
+#: Where a code means something else on a route than `MEANINGS` says.
+_MEANINGS_ON: Final[Mapping[tuple[str, str], Mapping[int, str]]] = {
+    ("get", "/readyz"): {
+        503: "not ready: data gives each check, and what is not ok says why (always HTTP 503)",
+    },
+}
 #: Codes that arrive with their own HTTP status whatever the mode.
 _ALWAYS_REAL: Final = frozenset({429, 500, 503, 507})
 #: Codes that never come with HTTP 200.
@@ -46,27 +52,31 @@ _STRICT_ONLY: Final = " (this HTTP status with KINEMA_STRICT_HTTP_STATUS, else H
 _KEYED: Final = (200, 401, 500, 503)
 _READ: Final = (*_KEYED, 422)
 _WRITE: Final = (*_READ, 413)
-_UPLOAD: Final = (*_WRITE, 400, 429, 455, 507)
-_ADMIN: Final = (*_WRITE, 404)
+#: A JSON body that FastAPI reads: bytes it cannot decode as text answer 400.
+_BODY: Final = (*_WRITE, 400)
+_UPLOAD: Final = (*_BODY, 429, 455, 507)
+_ADMIN: Final = (*_BODY, 404)
 #: The codes each route answers, by path and method.
 CODES: Final[Mapping[tuple[str, str], tuple[int, ...]]] = {
     ("post", "/api/v1/jobs/createTask"): (*_WRITE, 402, 429, 455, 505, 507),
     ("get", "/api/v1/jobs/recordInfo"): (*_READ, 400, 429),
     ("get", "/api/v1/jobs/list"): _READ,
-    ("post", "/api/v1/jobs/cancel"): _WRITE,
+    ("post", "/api/v1/jobs/cancel"): _BODY,
     ("get", "/api/v1/jobs/stream"): (*_READ, 400),
     ("get", "/api/v1/jobs/callbacks"): (*_READ, 400),
-    ("post", "/api/v1/jobs/callbacks/redeliver"): (*_WRITE, 429),
-    ("post", "/api/v1/common/download-url"): _WRITE,
+    ("post", "/api/v1/jobs/callbacks/redeliver"): (*_BODY, 429),
+    ("post", "/api/v1/common/download-url"): _BODY,
     ("get", "/api/v1/webhooks/secret"): _KEYED,
     ("post", "/api/v1/webhooks/secret/rotate"): (*_KEYED, 413, 507),
     ("get", "/api/v1/chat/credit"): _KEYED,
-    ("post", "/api/v1/admin/keys"): _WRITE,
+    ("post", "/api/v1/admin/keys"): _BODY,
     ("get", "/api/v1/admin/keys"): _KEYED,
     ("post", "/api/v1/admin/keys/revoke"): _ADMIN,
     ("post", "/api/v1/admin/credits"): _ADMIN,
     # The camera plan needs no key: only the body can be wrong.
-    ("post", "/api/v1/kinema/camera-plan"): (200, 413, 422, 500),
+    ("post", "/api/v1/kinema/camera-plan"): (200, 400, 413, 422, 500),
+    # Readiness needs no key either; a 503 there says which check failed.
+    ("get", "/readyz"): (200, 500, 503),
 } | {("post", f"{prefix}/api/{route}"): _UPLOAD for route in UPLOAD_ROUTES for prefix in ("", "/file-upload")}
 
 _ENVELOPE: Final[dict[str, Any]] = {
@@ -111,16 +121,21 @@ def describe_errors(schema: dict[str, Any]) -> dict[str, Any]:
             codes = CODES.get((method, path))
             if codes is not None:
                 upload = path.rsplit("/", 1)[-1] in UPLOAD_ROUTES
-                operation["responses"] = _responses(operation["responses"], sorted(set(codes)), upload)
+                meanings = {**MEANINGS, **_MEANINGS_ON.get((method, path), {})}
+                operation["responses"] = _responses(
+                    operation["responses"], sorted(set(codes)), upload, meanings
+                )
     if "#/components/schemas/HTTPValidationError" not in json.dumps(schema.get("paths")):
         components.pop("HTTPValidationError", None)
         components.pop("ValidationError", None)
     return schema
 
 
-def _responses(found: dict[str, Any], codes: list[int], upload: bool) -> dict[str, Any]:
+def _responses(
+    found: dict[str, Any], codes: list[int], upload: bool, meanings: Mapping[int, str]
+) -> dict[str, Any]:
     reference = {"$ref": f"#/components/schemas/{'UploadEnvelope' if upload else 'Envelope'}"}
-    listed = "; ".join(f"{code}: {MEANINGS[code]}" for code in codes)
+    listed = "; ".join(f"{code}: {meanings[code]}" for code in codes)
     in_200 = [code for code in codes if code not in _NEVER_200]
     answer = {"allOf": [reference, {"type": "object", "properties": {"code": {"enum": in_200}}}]}
     ok = found.get("200", {})
@@ -150,7 +165,7 @@ def _responses(found: dict[str, Any], codes: list[int], upload: bool) -> dict[st
             else " (this HTTP status with KINEMA_STRICT_HTTP_STATUS, else HTTP 200)"
         )
         responses[str(code)] = {
-            "description": f"{MEANINGS[code][:1].upper()}{MEANINGS[code][1:]}{when}.",
+            "description": f"{meanings[code][:1].upper()}{meanings[code][1:]}{when}.",
             "content": {
                 "application/json": {
                     "schema": {

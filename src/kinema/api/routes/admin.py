@@ -29,8 +29,12 @@ def _plain(value: str) -> str:
     return value
 
 
+#: `_UNSTORABLE` as the document says it: no control character. (A JSON Schema string is Unicode
+#: text, which holds no unpaired surrogate; the check above refuses those as well.)
+_PLAIN_PATTERN: Final = r"^[^\u0000-\u001f\u007f-\u009f]*$"
+
 #: Text from an operator, refused with words before any lookup when it holds what no row holds.
-PlainText = Annotated[str, AfterValidator(_plain)]
+PlainText = Annotated[str, AfterValidator(_plain), Field(json_schema_extra={"pattern": _PLAIN_PATTERN})]
 
 
 class NewKeyBody(BaseModel):

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 
 from kinema.api.auth import CallerDep, ServicesDep
 from kinema.api.envelope import ok
-from kinema.api.routes.jobs import BadRequest, TaskReference, known_task_id
+from kinema.api.routes.jobs import TASK_ID_PARAMETER, BadRequest, TaskReference, known_task_id
 from kinema.domain.errors import TaskNotFound
 from kinema.tasks import lifecycle
 from kinema.webhooks import history
@@ -16,9 +16,16 @@ from kinema.webhooks import history
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 
 
-@router.get("/callbacks", summary="The callback deliveries of a task and their attempts")
+@router.get(
+    "/callbacks",
+    summary="The callback deliveries of a task and their attempts",
+    openapi_extra={"parameters": [TASK_ID_PARAMETER]},
+)
 def callbacks(
-    found: ServicesDep, who: CallerDep, task_id: Annotated[str | None, Query(alias="taskId")] = None
+    found: ServicesDep,
+    who: CallerDep,
+    # Documented as TASK_ID_PARAMETER (required); read as optional, so its absence answers 400.
+    task_id: Annotated[str | None, Query(alias="taskId", include_in_schema=False)] = None,
 ) -> dict[str, Any]:
     if not task_id:
         raise BadRequest("taskId parameter is required")

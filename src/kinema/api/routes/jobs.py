@@ -10,12 +10,12 @@ import base64
 import binascii
 import logging
 from collections.abc import Callable, Coroutine
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
-from pydantic import BaseModel
+from pydantic import BaseModel, WithJsonSchema
 
 from kinema.accounts import keys
 from kinema.api.auth import CallerDep, ServicesDep, bearer_key_hash
@@ -25,7 +25,7 @@ from kinema.api.services import Services
 from kinema.domain.errors import InvalidInput, KinemaError, Maintenance, TaskNotFound, Unauthorized
 from kinema.domain.task import Task, TaskState, is_task_id
 from kinema.storage.signing import link_expiry
-from kinema.tasks import lifecycle
+from kinema.tasks import idempotency, lifecycle
 from kinema.tasks.records import task_record
 from kinema.tasks.submit import submit
 
@@ -107,6 +107,24 @@ class PlainRoute(APIRoute):
         return endpoint
 
 
+#: What `kinema.tasks.idempotency` takes: 1 to 255 printable characters (of those a header can
+#: carry: Latin-1).
+IDEMPOTENCY_KEY_SCHEMA: Final = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": idempotency.MAX_KEY_LENGTH,
+    "pattern": r"^[\u0020-\u007e\u00a1-\u00ac\u00ae-\u00ff]*$",
+}
+#: The taskId a route reads from the query: required, and never empty (else code 400). Any other
+#: text is looked up, and a task id that names no task of the caller's answers 422
+#: "recordInfo is null", as the published API does.
+TASK_ID_PARAMETER: Final = {
+    "name": "taskId",
+    "in": "query",
+    "required": True,
+    "description": "The taskId createTask answered.",
+    "schema": {"type": "string", "minLength": 1},
+}
 _AUTHORIZATION = {"name": "authorization", "in": "header", "required": False, "schema": {"type": "string"}}
 
 
@@ -123,7 +141,13 @@ def add_hot_routes(app: FastAPI) -> None:
         openapi_extra={
             "parameters": [
                 _AUTHORIZATION,
-                {"name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string"}},
+                {
+                    "name": "Idempotency-Key",
+                    "in": "header",
+                    "required": False,
+                    "description": "The same key with the same body within a day answers the first task.",
+                    "schema": IDEMPOTENCY_KEY_SCHEMA,
+                },
             ],
             "requestBody": {
                 "required": True,
@@ -140,7 +164,7 @@ def add_hot_routes(app: FastAPI) -> None:
         route_class_override=PlainRoute,
         openapi_extra={
             "parameters": [
-                {"name": "taskId", "in": "query", "required": True, "schema": {"type": "string"}},
+                TASK_ID_PARAMETER,
                 _AUTHORIZATION,
             ]
         },
@@ -152,7 +176,17 @@ def list_tasks(
     found: ServicesDep,
     who: CallerDep,
     page_size: Annotated[int, Query(alias="pageSize", ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query()] = None,
+    cursor: Annotated[
+        str | None,
+        Query(),
+        WithJsonSchema(
+            {
+                "type": "string",
+                "format": "list-cursor",
+                "description": "A nextCursor this server answered: the page after it.",
+            }
+        ),
+    ] = None,
     state: Annotated[TaskState | None, Query()] = None,
 ) -> dict[str, Any]:
     before = _read_cursor(cursor) if cursor else None
@@ -204,7 +238,12 @@ def at_cap(found: Services, running: int) -> bool:
 
 
 def _write_cursor(task: Task) -> str:
-    return base64.urlsafe_b64encode(f"{task.created_at}:{task.id}".encode()).decode().rstrip("=")
+    return list_cursor(task.created_at, task.id)
+
+
+def list_cursor(created_at: int, task_id: str) -> str:
+    """The cursor of the page after the task `task_id`, made at `created_at` (Unix ms)."""
+    return base64.urlsafe_b64encode(f"{created_at}:{task_id}".encode()).decode().rstrip("=")
 
 
 def _read_cursor(cursor: str) -> tuple[int, str]:

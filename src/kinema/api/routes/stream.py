@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Header, Query
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from kinema.api.auth import CallerDep, ServicesDep, bearer_key_hash
-from kinema.api.routes.jobs import BadRequest, at_cap, known_task_id, record_of
+from kinema.api.routes.jobs import TASK_ID_PARAMETER, BadRequest, at_cap, known_task_id, record_of
 from kinema.api.services import Services
 from kinema.domain.errors import TaskNotFound, Unauthorized
 from kinema.domain.task import TaskState
@@ -25,7 +25,8 @@ STREAM_KEEPALIVE_S = 15.0
 def _streamed_task(
     found: ServicesDep,
     _who: CallerDep,
-    task_id: Annotated[str | None, Query(alias="taskId")] = None,
+    # Documented as TASK_ID_PARAMETER (required); read as optional, so its absence answers 400.
+    task_id: Annotated[str | None, Query(alias="taskId", include_in_schema=False)] = None,
     authorization: Annotated[str | None, Header()] = None,
 ) -> dict[str, Any]:
     """The task to stream, checked before the stream starts (errors come as the usual envelope)."""
@@ -43,6 +44,7 @@ def _streamed_task(
     "/stream",
     summary="Live state and progress of a task (Server-Sent Events)",
     response_class=EventSourceResponse,
+    openapi_extra={"parameters": [TASK_ID_PARAMETER]},
 )
 async def stream(
     found: ServicesDep,

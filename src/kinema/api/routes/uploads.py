@@ -10,21 +10,23 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from typing import Any, Final, TypeVar
+from typing import Annotated, Any, Final, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, WithJsonSchema
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
 from kinema.accounts.keys import Caller
+from kinema.api import openapi_patterns
 from kinema.api.auth import CallerDep, ServicesDep
 from kinema.api.bodies import BodyCap
 from kinema.api.routes.jobs import BadRequest
 from kinema.api.services import Services
+from kinema.catalog import MAX_URL_LENGTH
 from kinema.domain.errors import InvalidInput, Maintenance
 from kinema.files import uploads
 from kinema.files.uploads import Upload
@@ -43,20 +45,82 @@ _DATA_URL: Final = re.compile(r"data:(?P<type>[\w.+-]+/[\w.+-]+)?(?:;[\w-]+=[\w.
 _CHUNK: Final = 1024 * 1024
 
 
+#: ``uploadPath`` as `kinema.files.uploads` takes it. The models read it as optional, so that
+#: its absence is answered in the contract's words ("uploadPath is required").
+UPLOAD_PATH_SCHEMA: Final = {
+    "type": "string",
+    "maxLength": uploads.MAX_UPLOAD_PATH,
+    "pattern": openapi_patterns.UPLOAD_PATH,
+    "description": "The folder, e.g. images/2026; each of its names at most 255 bytes of UTF-8.",
+}
+FILE_NAME_SCHEMA: Final = {
+    "type": ["string", "null"],
+    "maxLength": uploads.MAX_FILE_NAME,
+    "pattern": openapi_patterns.FILE_NAME,
+    "description": "The file's name, at most 255 bytes of UTF-8; one of the server's choosing when absent.",
+}
+#: What the upload routes store: images of these types, told by their content.
+IMAGE_TYPES: Final = "image/jpeg, image/png, image/webp"
+
+
+def _upload_path_required(schema: dict[str, Any]) -> None:
+    schema["required"] = [*schema.get("required", []), "uploadPath"]
+    schema["properties"]["uploadPath"].pop("default", None)
+
+
 class UrlUpload(BaseModel):
-    fileUrl: str = Field(description="An http or https URL to fetch the file from.")  # noqa: N815
-    uploadPath: str | None = Field(default=None, description="The folder, e.g. images/2026.")  # noqa: N815
-    fileName: str | None = Field(default=None, description="The file's name; random when absent.")  # noqa: N815
+    model_config = ConfigDict(json_schema_extra=_upload_path_required)
+
+    fileUrl: Annotated[  # noqa: N815
+        str,
+        WithJsonSchema(
+            {
+                "type": "string",
+                "format": "uri",
+                "maxLength": MAX_URL_LENGTH,
+                "pattern": openapi_patterns.WEB_URL,
+                "description": f"An http or https URL that serves the file ({IMAGE_TYPES}).",
+            }
+        ),
+    ]
+    uploadPath: Annotated[str | None, WithJsonSchema(UPLOAD_PATH_SCHEMA)] = None  # noqa: N815
+    fileName: Annotated[str | None, WithJsonSchema(FILE_NAME_SCHEMA)] = None  # noqa: N815
 
 
 class Base64Upload(BaseModel):
-    base64Data: str = Field(description="Plain base64, or a data URL (data:image/png;base64,...).")  # noqa: N815
-    uploadPath: str | None = None  # noqa: N815
-    fileName: str | None = None  # noqa: N815
+    model_config = ConfigDict(json_schema_extra=_upload_path_required)
+
+    base64Data: Annotated[  # noqa: N815
+        str,
+        WithJsonSchema(
+            {
+                "type": "string",
+                "format": "image-base64",
+                "description": (
+                    f"An image ({IMAGE_TYPES}) in base64: plain, or as a data URL "
+                    "(data:image/png;base64,...)."
+                ),
+            }
+        ),
+    ]
+    uploadPath: Annotated[str | None, WithJsonSchema(UPLOAD_PATH_SCHEMA)] = None  # noqa: N815
+    fileName: Annotated[str | None, WithJsonSchema(FILE_NAME_SCHEMA)] = None  # noqa: N815
 
 
 class DownloadUrlBody(BaseModel):
-    url: str = Field(description="A file link this server gave you (a result or an upload).")
+    url: Annotated[
+        str,
+        WithJsonSchema(
+            {
+                "type": "string",
+                "format": "file-link",
+                "description": (
+                    "A file link this server gave you (a result URL or an upload's downloadUrl), "
+                    "expired or not, to a file that still exists."
+                ),
+            }
+        ),
+    ]
 
 
 def _both_prefixes(route: str) -> list[str]:
