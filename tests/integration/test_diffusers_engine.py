@@ -111,13 +111,17 @@ def tiny_config(weights: dict[str, Path], model: str, **overrides: object) -> Di
 FAST_ENCODER = EncoderSettings(preset="ultrafast", x264_params="")
 
 
+HERE = "in this process"
 IN_CHILD = "in a child process"
+#: The video and a cancel, also through a process of the engine's own: what crosses between
+#: the two is the same for every job, and a child costs seconds to start.
+BOTH_PLACES = pytest.mark.parametrize("place", [HERE, IN_CHILD], indirect=True)
 
 
-@pytest.fixture(scope="module", params=["in this process", IN_CHILD])
+@pytest.fixture(scope="module")
 def place(request: pytest.FixtureRequest) -> str:
-    """Where the engine runs: here, or in a process of its own."""
-    return str(request.param)
+    """Where the engine runs: here, or (for the tests marked `BOTH_PLACES`) in a process of its own too."""
+    return str(getattr(request, "param", HERE))
 
 
 def build_engine(
@@ -183,6 +187,7 @@ def decoded_frames(path: Path) -> NDArray[np.uint8]:
 
 
 @needs_extra
+@BOTH_PLACES
 @pytest.mark.parametrize(("model", "duration", "clips"), [("wan", 6, 2), ("ltx", 10, 1)])
 def test_video_is_h264_of_the_exact_size_length_and_rate(
     make_engine: MakeEngine,
@@ -239,6 +244,7 @@ def test_same_seed_same_video_other_seed_another(
 
 
 @needs_extra
+@BOTH_PLACES
 def test_cancel_between_steps_stops_and_leaves_the_engine_usable(
     engines: dict[str, Engine], picture: NDArray[np.uint8], tmp_path: Path
 ) -> None:
