@@ -10,15 +10,12 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
-from kinema import runtime
 from kinema.cli.app import app, console, fail, warn_about_camera
 from kinema.cli.service import load_settings
 from kinema.domain.clock import system_clock
 from kinema.domain.errors import KinemaError
 from kinema.domain.video import Resolution
-from kinema.engines.base import GenerationJob
-from kinema.engines.registry import engine_names, load_engine
-from kinema.media.intake import decode_image
+from kinema.engines.registry import engine_names
 
 
 class Duration(StrEnum):
@@ -43,6 +40,12 @@ def render(
     engine: Annotated[str, typer.Option(help=f"Engine: {', '.join(engine_names())}.")] = "motion",
 ) -> None:
     """Render a video from IMAGE on this machine, without a server."""
+    # Imported here: the client commands, which share this program, start without them.
+    from kinema import runtime
+    from kinema.engines.base import GenerationJob
+    from kinema.engines.registry import load_engine
+    from kinema.media.intake import decode_image
+
     started = time.perf_counter()
     warn_about_camera(prompt)
     try:

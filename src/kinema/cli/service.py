@@ -1,4 +1,8 @@
-"""`kinema serve`, `kinema worker` and `kinema migrate`: running the service."""
+"""`kinema serve`, `kinema worker` and `kinema migrate`: running the service.
+
+The server's modules are imported by the commands that run it, so that the client commands
+(`kinema status`, `kinema generate`...) start quickly.
+"""
 
 from __future__ import annotations
 
@@ -9,18 +13,17 @@ import re
 import signal
 import socket
 import threading
-from typing import Annotated, Final
+from typing import TYPE_CHECKING, Annotated, Final
 
 import typer
-import uvicorn
 
-from kinema import runtime
 from kinema.cli.app import app, console, fail
-from kinema.cli.welcome import print_welcome
 from kinema.domain.clock import system_clock
 from kinema.domain.errors import KinemaError
 from kinema.settings import Settings, listening_url
-from kinema.store.database import Database, Schema
+
+if TYPE_CHECKING:
+    from kinema.store.database import Database, Schema
 
 
 def load_settings(**overrides: object) -> Settings:
@@ -59,6 +62,9 @@ class RedactedAccessLog(logging.Filter):
 @app.command()
 def migrate() -> None:
     """Create or upgrade the database schema (safe to run again, and from several hosts at once)."""
+    from kinema import runtime
+    from kinema.store.database import Schema
+
     settings = load_settings()
     db = runtime.open_database(settings)
     if db.schema() is Schema.UNKNOWN:
@@ -73,6 +79,8 @@ def require_schema(db: Database, *, create: bool = False) -> None:
     An older schema is never upgraded behind the operator's back: replicas of the older version
     may still be running against it. `kinema migrate` does that, once, when they are ready.
     """
+    from kinema.store.database import Schema
+
     schema = db.schema()
     if schema is Schema.EMPTY and create:
         db.migrate()  # concurrent first starts take turns; the second finds it done
@@ -81,6 +89,8 @@ def require_schema(db: Database, *, create: bool = False) -> None:
 
 
 def schema_problem(db: Database, schema: Schema) -> str:
+    from kinema.store.database import Schema
+
     current, head = db.current_revision(), db.head_revision()
     if schema is Schema.EMPTY:
         return "the database has no schema yet: run `kinema migrate` first"
@@ -111,6 +121,11 @@ def serve(
     ] = False,
 ) -> None:
     """Run the API (and its workers) on HOST:PORT."""
+    import uvicorn
+
+    from kinema import runtime
+    from kinema.cli.welcome import print_welcome
+
     settings = load_settings(host=host, port=port, workers=workers)
     configure_logging(settings.log_level)
     from kinema.api.app import create_app
@@ -201,6 +216,8 @@ def worker(
     It takes only the tasks of the models it serves. On SIGTERM it stops claiming, lets running
     tasks finish for KINEMA_DRAIN_SECONDS and hands back the rest.
     """
+    from kinema import runtime
+
     chosen = None if models is None else [name.strip() for name in models.split(",") if name.strip()]
     settings = load_settings(workers=threads, worker_engines=engine or None, worker_models=chosen)
     configure_logging(settings.log_level)
