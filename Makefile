@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 TEST_STAMP := $(VENV)/.installed-test-stamp
 
-.PHONY: install install-test run test lint bench soak fuzz lock clean
+.PHONY: install install-test run test lint bench soak chaos fuzz lock clean
 
 install: $(STAMP)
 
@@ -60,6 +60,13 @@ bench: install
 soak: install
 	$(BIN)/python -m bench.soak --database sqlite
 	$(BIN)/python -m bench.soak --database postgres
+
+## chaos: two API processes and four workers on PostgreSQL, Redis and S3, killed at random while
+## CHAOS_TASKS (300) tasks run through CHAOS_SECONDS (240) of kills; CHAOS_SEED replays a run's kills
+CHAOS_TASKS ?= 300
+CHAOS_SECONDS ?= 240
+chaos: install
+	CHAOS_TASKS=$(CHAOS_TASKS) CHAOS_SECONDS=$(CHAOS_SECONDS) $(BIN)/python -m bench.chaos
 
 ## fuzz: image intake, the prompt parser and the URL rules under atheris, FUZZ_SECONDS (30) each;
 ## what each learns is kept in out/fuzz/, with any crash and how to replay it

@@ -1,5 +1,6 @@
-"""Engines for tests: one that finishes at once, one that waits for the test at every frame, one
-that misbehaves as its prompt says (for engines run in a process of their own)."""
+"""Engines for tests: one that finishes at once, one that takes a steady half second, one that
+waits for the test at every frame, one that misbehaves as its prompt says (for engines run in a
+process of their own)."""
 
 from __future__ import annotations
 
@@ -52,6 +53,26 @@ class InstantEngine:
     ) -> GenerationResult:
         check_job(self.info, job)
         on_progress(1.0)
+        return _write_outputs(job)
+
+
+class SteadyEngine(InstantEngine):
+    """Takes half a second per video, in ten steps, reporting progress and asking to stop at each:
+    long enough that a worker killed at random is often caught in the middle of one."""
+
+    steps = 10
+    step_s = 0.05
+
+    def generate(
+        self, job: GenerationJob, on_progress: ProgressCallback, should_cancel: CancelCheck
+    ) -> GenerationResult:
+        check_job(self.info, job)
+        pace = threading.Event()  # never set: its timed wait is the engine's work
+        for step in range(1, self.steps + 1):
+            if should_cancel():
+                raise GenerationCanceled("stopped")
+            pace.wait(self.step_s)
+            on_progress(step / self.steps)
         return _write_outputs(job)
 
 
