@@ -8,26 +8,13 @@ import os
 import pty
 import re
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import av
 import httpx
 import pytest
 from tests.support.api import Api, seed_body
-from tests.support.process import KINEMA, Served, kinema, serve, service_env
-
-
-@pytest.fixture
-def served(tmp_path: Path, database_url: str) -> Iterator[tuple[Served, str]]:
-    """`kinema serve` with the default (motion) engine, and a key with 100 credits."""
-    data_dir = tmp_path / "data"
-    with serve(data_dir, database_url) as running:
-        made = kinema(
-            "keys", "create", "--name", "cli", "--credits", "100", env=service_env(data_dir, database_url, 0)
-        )
-        assert made.returncode == 0, made.stderr
-        yield running, made.stdout.strip().splitlines()[-1]
+from tests.support.process import KINEMA, Served, kinema
 
 
 def client_env(base_url: str | None = None, key: str | None = None) -> dict[str, str]:

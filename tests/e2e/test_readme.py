@@ -8,7 +8,6 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import av
@@ -20,12 +19,9 @@ from tests.conftest import textured_image
 from tests.support.api import Api
 from tests.support.callbacks import finished_task, make_deliverer
 from tests.support.clock import FakeClock
-from tests.support.databases import DIALECTS, PostgresTemplates, fresh_database_url
 from tests.support.http import callback_receiver
-from tests.support.process import Served, serve
+from tests.support.process import Served
 
-from kinema.accounts import keys
-from kinema.domain.clock import system_clock
 from kinema.store.database import Database
 from kinema.webhooks import secrets
 
@@ -36,32 +32,6 @@ DEFAULT_BASE = "http://127.0.0.1:8000"
 
 def _blocks(path: Path, language: str) -> list[str]:
     return re.findall(rf"```{language}\n(.*?)```", path.read_text(), flags=re.DOTALL)
-
-
-@pytest.fixture(scope="module", params=DIALECTS)
-def service(
-    request: pytest.FixtureRequest,
-    tmp_path_factory: pytest.TempPathFactory,
-    postgres_templates: PostgresTemplates | None,
-) -> Iterator[tuple[Served, str]]:
-    """One `kinema serve` for the examples of this file, on each database."""
-    folder = tmp_path_factory.mktemp("readme")
-    with (
-        fresh_database_url(request.param, folder, postgres_templates) as url,
-        serve(folder / "data", url) as running,
-    ):
-        yield running, url
-
-
-@pytest.fixture
-def served(service: tuple[Served, str]) -> tuple[Served, str]:
-    """The service, and the key of an account of the test's own with 100 credits."""
-    running, url = service
-    db = Database(url)
-    with db.write() as connection:
-        key = keys.open_account(connection, "readme", 100, system_clock()).secret
-    db.dispose()
-    return running, key
 
 
 def test_curl_example(served: tuple[Served, str], tmp_path: Path) -> None:
