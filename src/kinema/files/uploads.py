@@ -120,8 +120,9 @@ def save_upload(
         check_key(key)
     except InvalidKey as error:
         raise InvalidInput(f"uploadPath with fileName {_rule(error)}") from error
-    info = store.put_bytes(key, data)
-    upload = Upload(key, account_id, name, file_path, info.size, mime_type, now, now + retention_ms)
+    upload = Upload(key, account_id, name, file_path, len(data), mime_type, now, now + retention_ms)
+    # The row goes first: a crash before the file is stored leaves a row that retention deletes
+    # in time, never a file that no row knows and nothing would ever delete.
     with db.write() as connection:
         statements.replace_upload(
             connection,
@@ -133,6 +134,7 @@ def save_upload(
             created_at=now,
             expires_at=upload.expires_at,
         )
+    store.put_bytes(key, data)
     return upload
 
 
