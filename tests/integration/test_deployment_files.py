@@ -26,6 +26,8 @@ from yamllint import linter
 from kinema import runtime
 from kinema.api.routes.health import router as health_router
 from kinema.cli import app
+from kinema.domain.clock import system_clock
+from kinema.domain.errors import KinemaError
 from kinema.settings import Settings
 
 ROOT: Final = Path(__file__).resolve().parents[2]
@@ -39,7 +41,7 @@ KUBERNETES_VERSION: Final = "1.37.0"
 PROFILE_VARIABLES: Final[Mapping[str, Mapping[str, str]]] = {
     "": {},
     "gpu": {"IMAGE_EXTRAS": "diffusers", "PRO_MODEL_ENGINE": "diffusers"},
-    "minimax": {"HAILUO_02_ENGINE": "minimax"},
+    "minimax": {"HAILUO_02_ENGINE": "minimax", "MINIMAX_API_KEY": "..."},
 }
 #: Settings whose values belong to the place the service runs in: the same names in both files,
 #: other values. Every other value is the same in compose and in Kubernetes.
@@ -262,6 +264,11 @@ def test_each_worker_serves_models_and_each_image_has_the_engines_it_loads(
             settings = role_settings(role, patch)
             # A worker whose engine serves no model under these settings refuses to start.
             engines = loaded_engines(role, settings)
+            for engine in engines:
+                try:  # as the process builds each engine it loads (the minimax one needs its key)
+                    runtime.engine_config(settings, engine, None, system_clock)
+                except KinemaError as error:
+                    pytest.fail(f"{place} {role.name} would not start: {error.message}")
         if "diffusers" in engines:
             assert role.extras == "diffusers", (
                 f"{place} {role.name} loads the diffusers engine: its image needs it"
