@@ -292,6 +292,8 @@ class Pgqueuer:
                         timeout_s=30,
                         every_s=0.002,
                     )
+                    # Done (its completion logged) before the next, as Kinema's tasks are.
+                    wait_for(lambda: self.waiting() == 0, consumers, f"job {name} done", 30, 0.01)
                     if index >= warmup:
                         latencies.append(consumers.claimed()[name] - committed)
         finally:
