@@ -49,12 +49,15 @@ lint: install
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-## bench: the motion engine (speed, smoothness, memory) and the API (throughput, latency,
-## dispatch) on SQLite and on PostgreSQL (KINEMA_BENCH_POSTGRES_URL), each against its baselines
+## bench: the motion engine (speed, smoothness, memory), the API (throughput, latency, dispatch)
+## on SQLite and on PostgreSQL (KINEMA_BENCH_POSTGRES_URL) with one and two API processes, and
+## the queue on PostgreSQL against pgqueuer, each against its baselines
 bench: install
 	$(BIN)/python -m bench.motion
 	$(BIN)/python -m bench.api
 	$(BIN)/python -m bench.api --database postgres
+	$(BIN)/python -m bench.api --database postgres --processes 2
+	$(BIN)/python -m bench.queue
 
 ## soak: ten minutes of mixed traffic on SQLite, then on PostgreSQL with Redis (SOAK_SECONDS to change)
 soak: install

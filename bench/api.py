@@ -2,15 +2,16 @@
 and how long a task takes from createTask to success on an engine that takes no time.
 Run with ``python -m bench.api``; figures go in docs/benchmarks.md.
 
-- recordInfo and createTask: each server is a real uvicorn process (one, same options) on
-  loopback, started from here: Kinema on SQLite in a temporary data folder, with a funded
-  account, a finished task to read, no workers (new tasks stay waiting) and rate limits far
-  above the load; the bare app returns recordInfo's answer from a constant and parses
-  createTask's body. createTask sends the seed's request (less its ``callBackUrl``) with an
-  image elsewhere (never fetched, as no worker runs): the API and the database, no decoding.
-  The load comes from ``wrk`` (one thread) when it is installed, else from `bench._load`
-  (bare asyncio) in its own process; both keep N keep-alive connections busy for a fixed
-  time after a warm-up. Alternating runs; the best of each side is compared.
+- recordInfo and createTask: each server is a real uvicorn process (same options) on loopback,
+  started from here (with ``--processes N``, N of each on ports of their own, each side's load
+  split evenly over them: N loads at once, their rates summed): Kinema on SQLite (or PostgreSQL)
+  in a temporary data folder, with a funded account, a finished task to read, no workers (new
+  tasks stay waiting) and rate limits far above the load; the bare app returns recordInfo's
+  answer from a constant and parses createTask's body. createTask sends the seed's request
+  (less its ``callBackUrl``) with an image elsewhere (never fetched, as no worker runs): the API
+  and the database, no decoding. The load comes from ``wrk`` (one thread) when it is installed,
+  else from `bench._load` (bare asyncio) in its own process; both keep N keep-alive connections
+  busy for a fixed time after a warm-up. Alternating runs; the best of each side is compared.
 - dispatch: in this process, the app with one worker and `InstantEngine` (placeholder files,
   no rendering), called through httpx's ASGI transport. Each task is the seed request on the
   bundled sample image (read locally, as a link to this server); the time runs from sending
@@ -31,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -233,7 +235,7 @@ end
 
 
 def wrk_load(url: str, method: str, body: str | None, headers: dict[str, str], args: Any, work: Path) -> Load:
-    script = work / "load.lua"
+    script = work / f"load-{url.split(':')[2].split('/')[0]}.lua"
     script.write_text(
         WRK_SCRIPT.format(
             method=method,
@@ -276,6 +278,30 @@ def asyncio_load(url: str, method: str, body: str | None, headers: dict[str, str
     return Load(result["requests"], result["seconds"], result["p50_us"] / 1e3, result["p99_us"] / 1e3, failed)
 
 
+def load_all(
+    urls: list[str], method: str, body: str | None, headers: dict[str, str], args: Any, work: Path
+) -> Load:
+    """One load on each of `urls` at the same time, the connections split evenly between them;
+    their requests summed, the median of their p50s and the worst of their p99s."""
+    each = argparse.Namespace(**vars(args) | {"connections": max(1, args.connections // len(urls))})
+
+    def one(url: str) -> Load:
+        if args.load == "wrk":
+            return wrk_load(url, method, body, headers, each, work)
+        return asyncio_load(url, method, body, headers, each)
+
+    with ThreadPoolExecutor(len(urls)) as pool:
+        loads = list(pool.map(one, urls))
+    seconds = statistics.mean(load.seconds for load in loads)
+    return Load(
+        requests=round(sum(load.per_second for load in loads) * seconds),
+        seconds=seconds,
+        p50_ms=statistics.median(load.p50_ms for load in loads),
+        p99_ms=max(load.p99_ms for load in loads),
+        failed=sum(load.failed for load in loads),
+    )
+
+
 def bench_http(
     environment: dict[str, str], key: str, task_id: str, args: Any, work: Path
 ) -> dict[tuple[str, str], Load]:
@@ -283,26 +309,26 @@ def bench_http(
     headers = {"Authorization": f"Bearer {key}"}
     post_headers = headers | {"Content-Type": "application/json"}
     body = json.dumps(seed_body(ELSEWHERE_URL), separators=(",", ":"))
-    servers: dict[str, Server] = {}
+    servers: dict[str, list[Server]] = {"kinema": [], "bare": []}
     try:
-        servers["kinema"] = Server("kinema_app", environment | {"KINEMA_WORKERS": "0"}, work / "kinema.log")
-        kinema_url = servers["kinema"].url
+        for n in range(args.processes):
+            kinema_env = environment | {"KINEMA_WORKERS": "0"}
+            servers["kinema"].append(Server("kinema_app", kinema_env, work / f"kinema-{n}.log"))
+        kinema_url = servers["kinema"][0].url
         record = httpx.get(f"{kinema_url}{RECORD_INFO}", params={"taskId": task_id}, headers=headers)
         if record.json()["code"] != 200:
             raise RuntimeError(f"recordInfo refused: {record.text}")
-        servers["bare"] = Server("bare_app", {RECORD_ENV: record.text}, work / "bare.log")
+        for n in range(args.processes):
+            servers["bare"].append(Server("bare_app", {RECORD_ENV: record.text}, work / f"bare-{n}.log"))
         best: dict[tuple[str, str], Load] = {}
         for _ in range(args.rounds):
             for route, method, payload, route_headers in (
                 (f"{RECORD_INFO}?taskId={task_id}", "GET", None, headers),
                 (CREATE_TASK, "POST", body, post_headers),
             ):
-                for side, server in servers.items():
-                    url = server.url + route
-                    if args.load == "wrk":
-                        result = wrk_load(url, method, payload, route_headers, args, work)
-                    else:
-                        result = asyncio_load(url, method, payload, route_headers, args)
+                for side, processes in servers.items():
+                    urls = [server.url + route for server in processes]
+                    result = load_all(urls, method, payload, route_headers, args, work)
                     if result.failed:
                         raise RuntimeError(f"{side} {route}: {result.failed} failed requests")
                     name = route.split("?")[0].rsplit("/", 1)[-1]
@@ -310,8 +336,9 @@ def bench_http(
                         best[name, side] = result
         return best
     finally:
-        for server in servers.values():
-            server.stop()
+        for processes in servers.values():
+            for server in processes:
+                server.stop()
 
 
 def main() -> None:
@@ -324,6 +351,9 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10, help="seconds measured in each run")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--tasks", type=int, default=50, help="tasks timed for dispatch")
+    parser.add_argument(
+        "--processes", type=int, default=1, help="uvicorn processes of each side, the load split over them"
+    )
     parser.add_argument(
         "--database",
         choices=DIALECTS,
@@ -338,7 +368,8 @@ def main() -> None:
     tool = "wrk, 1 thread" if args.load == "wrk" else "bench._load (bare asyncio, uvloop)"
     print(
         f"load: {tool}, {args.connections} connections, {args.warmup} s warm-up, {args.duration} s measured, "
-        f"best of {args.rounds}; servers: uvicorn {uvicorn.__version__}, 1 process, no access log"
+        f"best of {args.rounds}; servers: uvicorn {uvicorn.__version__}, {args.processes} process(es) "
+        "each, no access log"
     )
 
     print(f"database: {args.database}")
