@@ -509,40 +509,22 @@ class EffectRenderer:
             return
         height, width = chroma[0].shape
         size = (width, height)
-        # What is left of the frame under the overlays, and the colour laid over (premultiplied);
-        # the first overlay sets both, so that one overlay costs no blending of empty planes.
-        keep: Field | None = None
-        add: list[Field] = []
-
-        def lay(coverage: Field, colour: NDArray[np.float32]) -> None:
-            nonlocal keep
-            coverage = np.clip(coverage, 0.0, 1.0)
-            rest = 1.0 - coverage
-            if keep is None:
-                keep = rest
-                add.extend(coverage * float(value) for value in colour)
-                return
-            for plane, value in zip(add, colour, strict=True):
-                plane *= rest
-                plane += coverage * float(value)
-            keep *= rest
-
-        for system, colour in zip(self._particles, self._colours, strict=True):
-            lay(system.coverage(index, size), colour)
+        layers = [
+            (system.coverage(index, size), colour)
+            for system, colour in zip(self._particles, self._colours, strict=True)
+        ]
         for effect in self._fog:
-            lay(self._fog_coverage(effect, index, size), self._fog_colour(effect))
+            layers.append((self._fog_coverage(effect, index, size), self._fog_colour(effect)))
         if self._flash[index] > 0:
             sky = self._field_on_frame(self._cues.sky, index, size) if self._cues is not None else 0.0
-            lay(
-                np.full((height, width), 0.5 * self._flash[index], np.float32) * (0.7 + 0.3 * sky),
-                _ycbcr((232, 236, 255)),
-            )
-        if keep is None:
-            keep = np.ones((height, width), np.float32)
-            add.extend(np.zeros((height, width), np.float32) for _ in range(3))
+            flash = np.full((height, width), 0.5 * self._flash[index], np.float32) * (0.7 + 0.3 * sky)
+            layers.append((flash, _ycbcr((232, 236, 255))))
         if self._gain_field is None:
-            _lay_in_8_bits(luma, chroma, keep, add)
+            if layers:
+                keep8, add8 = _overlays_in_8_bits(layers)
+                _lay_in_8_bits(luma, chroma, keep8, add8)
             return
+        keep, add = _overlays(layers, (height, width))
         weight = self._field_on_frame(self._gain_field, index, size)
         gain = keep * (1.0 + (self._gain[index] - 1.0) * weight)
         # Only the part of the frame that something touches is redrawn; a margin of two
@@ -612,22 +594,56 @@ def _touched_box(touched: NDArray[np.uint8], width: int, height: int) -> tuple[i
     return max(0, x - 2), max(0, y - 2), min(width, x + w + 2), min(height, y + h + 2)
 
 
+Layer = tuple[Field, NDArray[np.float32]]
+"""An overlay: its coverage (0..1) at chroma resolution, and its Y'CbCr colour."""
+
+
+def _overlays(layers: list[Layer], shape: tuple[int, int]) -> tuple[Field, list[Field]]:
+    """What `layers`, laid in order, leave of the frame, and the colour they lay over it
+    (premultiplied, one plane per channel). The first layer sets both."""
+    if not layers:
+        return np.ones(shape, np.float32), [np.zeros(shape, np.float32) for _ in range(3)]
+    coverage = np.clip(layers[0][0], 0.0, 1.0)
+    keep = 1.0 - coverage
+    add = [coverage * float(value) for value in layers[0][1]]
+    for coverage, colour in layers[1:]:
+        coverage = np.clip(coverage, 0.0, 1.0)
+        rest = 1.0 - coverage
+        for plane, value in zip(add, colour, strict=True):
+            plane *= rest
+            plane += coverage * float(value)
+        keep *= rest
+    return keep, add
+
+
+def _overlays_in_8_bits(layers: list[Layer]) -> tuple[NDArray[np.uint8], list[NDArray[np.uint8]]]:
+    """`_overlays` rounded to 8 bits (`keep` in 255ths); one layer goes there in one step."""
+    if len(layers) == 1:
+        coverage, colour = layers[0]
+        coverage = np.clip(coverage, 0.0, 1.0)
+        keep8 = cv2.convertScaleAbs(coverage, alpha=-255.0, beta=255.0)
+        add8 = [cv2.convertScaleAbs(coverage, alpha=float(value)) for value in colour]
+    else:
+        keep, add = _overlays(layers, layers[0][0].shape)
+        keep8 = cv2.convertScaleAbs(keep, alpha=255.0)
+        add8 = [cv2.convertScaleAbs(plane) for plane in add]
+    return np.asarray(keep8, np.uint8), [np.asarray(plane, np.uint8) for plane in add8]
+
+
 def _lay_in_8_bits(
     luma: NDArray[np.uint8],
     chroma: tuple[NDArray[np.uint8], NDArray[np.uint8]],
-    keep: Field,
-    add: list[Field],
+    keep8: NDArray[np.uint8],
+    add8: list[NDArray[np.uint8]],
 ) -> None:
-    """``plane = plane * keep + add`` on each plane, `keep` and `add` at chroma resolution.
+    """``plane = plane * keep + add`` on each plane, `keep8` (255ths) and `add8` at chroma
+    resolution.
 
-    In 8 bits (`keep` in 255ths, `add` rounded): the luma's share is enlarged and blended
-    at four times the chroma's size, where float planes cost several times as much to
-    enlarge, multiply and round (a frame of sparks touches most of the picture). A pixel
-    no overlay reaches is left exactly as it was.
+    In 8 bits: the luma's share is enlarged and blended at four times the chroma's size,
+    where float planes cost several times as much to enlarge, multiply and round (a frame of
+    sparks touches most of the picture). A pixel no overlay reaches is left exactly as it was.
     """
-    height, width = keep.shape
-    keep8 = np.asarray(cv2.convertScaleAbs(keep, alpha=255.0), np.uint8)
-    add8 = [np.asarray(cv2.convertScaleAbs(plane), np.uint8) for plane in add]
+    height, width = keep8.shape
     touched = np.asarray(cv2.bitwise_or(cv2.bitwise_not(keep8), add8[0]), np.uint8)
     box = _touched_box(touched, width, height)
     if box is None:
