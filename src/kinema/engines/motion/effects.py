@@ -288,9 +288,9 @@ class _ParticleSystem:
     def coverage(self, index: int, size: tuple[int, int]) -> Field:
         """Coverage at chroma resolution `size` (w, h) for frame `index`: particles over their glow.
 
-        The positions of every shutter sample come from one call; each depth class is one
-        splat and one blur (its own radius); the glow of all of them is one more splat, blurred
-        at a quarter of the size.
+        The positions of every shutter sample come from one call; the particles of every depth
+        and their glow are one splat, each depth then blurred to its own radius and the glow at
+        a quarter of the size.
         """
         kind = self.kind
         width, height = size
@@ -303,36 +303,46 @@ class _ParticleSystem:
         samples = int(np.clip(math.ceil(px_per_frame * kind.shutter / 1.0), 1, 12))
         moments = time - kind.shutter / self._fps * np.arange(samples) / max(samples - 1, 1)
         world, brightness = self.positions(moments)
-        body = np.zeros((height, width), np.float32)
-        small_w, small_h = max(1, width // 4), max(1, height // 4)
-        halo_xs, halo_ys, halo_weights = [], [], []
         classes = len(PARTICLE_DEPTHS)
-        for depth_class, disparity in enumerate(PARTICLE_DEPTHS):
+        sigmas = [max(0.5, kind.sigma * self._height * disparity * 0.5) for disparity in PARTICLE_DEPTHS]
+        xs, ys, weights = [], [], []
+        for depth_class, sigma in enumerate(sigmas):
             members = slice(depth_class, None, classes)  # the classes take turns (see __init__)
-            sigma = max(0.5, kind.sigma * self._height * disparity * 0.5)
             matrix = self._matrices[depth_class][index]
             screen = matrix[:, :2] @ world[:, members].reshape(-1, 2).T + matrix[:, 2:3]
-            xs = screen[0] / screen[2] * 0.5 - 0.25  # luma px to chroma px
-            ys = screen[1] / screen[2] * 0.5 - 0.25
+            xs.append(screen[0] / screen[2] * 0.5 - 0.25)  # luma px to chroma px
+            ys.append(screen[1] / screen[2] * 0.5 - 0.25)
             scale = kind.opacity * 2 * math.pi * sigma**2 / samples
-            weights = brightness[:, members].reshape(-1) * scale
-            splat = _splat((height, width), xs, ys, weights)
+            weights.append(brightness[:, members].reshape(-1) * scale)
+        planes = [np.full(len(x), depth_class) for depth_class, x in enumerate(xs)]
+        if kind.glow:
+            # One halo for every depth, in a plane of its own; the factor keeps the peak as
+            # wide halos spread.
+            halo = [w * (sigma * 5.0) ** 2 for w, sigma in zip(weights, sigmas, strict=True)]
+            xs.append(np.concatenate(xs))
+            ys.append(np.concatenate(ys))
+            weights.append(np.concatenate(halo))
+            planes.append(np.full(len(xs[-1]), classes))
+        splats = _splat(
+            (len(planes), height, width),
+            np.concatenate(xs),
+            np.concatenate(ys),
+            np.concatenate(weights),
+            np.concatenate(planes),
+        )
+        body = np.zeros((height, width), np.float32)
+        for splat, sigma in zip(splats[:classes], sigmas, strict=True):
             blurred = cv2.GaussianBlur(splat, (0, 0), sigma)
             if kind.ring:
                 inner = cv2.GaussianBlur(splat, (0, 0), sigma * 0.7)
                 blurred = np.maximum(blurred - inner * 0.5, 0.0) * 1.6
             body += blurred
-            if kind.glow:
-                halo_xs.append(xs)
-                halo_ys.append(ys)
-                halo_weights.append(weights * (sigma * 5.0) ** 2)  # keeps the peak as wide halos spread
         np.minimum(body, 1.0, out=body)
         if not kind.glow:
             return body
-        # One halo for every depth, splatted once, blurred at a quarter of the size: it is soft anyway.
-        halo = _splat(
-            (height, width), np.concatenate(halo_xs), np.concatenate(halo_ys), np.concatenate(halo_weights)
-        )
+        # The halo is blurred at a quarter of the size: it is soft anyway.
+        halo = splats[classes]
+        small_w, small_h = max(1, width // 4), max(1, height // 4)
         small = cv2.resize(halo, (small_w, small_h), interpolation=cv2.INTER_AREA) * 16.0
         middle = max(0.5, kind.sigma * self._height * PARTICLE_DEPTHS[1] * 0.5)
         spread = max(0.7, middle * 5.0 / 4)
@@ -347,21 +357,27 @@ class _ParticleSystem:
 
 
 def _splat(
-    shape: tuple[int, int], xs: NDArray[np.float64], ys: NDArray[np.float64], weights: NDArray[np.float64]
+    shape: tuple[int, int, int],
+    xs: NDArray[np.float64],
+    ys: NDArray[np.float64],
+    weights: NDArray[np.float64],
+    planes: NDArray[np.int64],
 ) -> Field:
-    """An image of points, each weight spread over its four nearest pixels (bilinearly)."""
-    height, width = shape
+    """Images (`shape`: planes, height, width) of points, each weight spread over the four
+    nearest pixels (bilinearly) of its plane."""
+    count, height, width = shape
     inside = (xs > -1) & (xs < width) & (ys > -1) & (ys < height)
-    xs, ys, weights = xs[inside], ys[inside], weights[inside]
+    xs, ys, weights, planes = xs[inside], ys[inside], weights[inside], planes[inside]
     x0, y0 = np.floor(xs).astype(np.int64), np.floor(ys).astype(np.int64)
     fx, fy = xs - x0, ys - y0
     cx = np.concatenate([x0, x0 + 1, x0, x0 + 1])
     cy = np.concatenate([y0, y0, y0 + 1, y0 + 1])
     w = np.concatenate([(1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy]) * np.tile(weights, 4)
     ok = (cx >= 0) & (cx < width) & (cy >= 0) & (cy < height)
-    image = np.zeros(height * width, np.float32)
-    np.add.at(image, cy[ok] * width + cx[ok], w[ok].astype(np.float32))
-    return image.reshape(height, width)
+    pixel = (np.tile(planes, 4) * height + cy) * width + cx
+    images = np.zeros(count * height * width, np.float32)
+    np.add.at(images, pixel[ok], w[ok].astype(np.float32))
+    return images.reshape(count, height, width)
 
 
 # --- The renderer ----------------------------------------------------------------------------
