@@ -251,14 +251,16 @@ class _ParticleSystem:
         self._weight = rng.uniform(0.6, 1.0, count)
         self._focus = np.array(path.focus_px)
 
-    def positions(self, time: float) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        """World positions (count x 2) and brightness (count) at `time` seconds."""
+    def positions(self, times: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """World positions (samples x count x 2) and brightness (samples x count) at `times` (s)."""
         kind = self.kind
         h = float(self._height)
-        brightness = self._weight.copy()
+        t = np.asarray(times, np.float64)[:, None]
+        brightness = np.repeat(self._weight[None], len(t), axis=0)
         if kind.life > 0:
-            age_share = (time / kind.life + self._life_phase) % 1.0
-            generation = np.floor(time / kind.life + self._life_phase).astype(int)
+            cycles = t / kind.life + self._life_phase
+            age_share = cycles % 1.0
+            generation = np.floor(cycles).astype(int)
             index = np.arange(len(self._weight))
             if kind.burst:
                 spot = self._births[generation, index] - 0.5
@@ -269,23 +271,27 @@ class _ParticleSystem:
             velocity = np.array(kind.velocity) * h + spread
             velocity *= self._disparity[:, None] ** 0.5
             age = age_share * kind.life
-            where = birth + velocity * age[:, None]
-            where[:, 1] += 0.5 * kind.gravity * h * age**2
+            where = birth + velocity * age[..., None]
+            where[..., 1] += 0.5 * kind.gravity * h * age**2
             # Fade in quickly, out slowly.
             brightness *= np.minimum(1.0, age_share * 8.0) * (1.0 - age_share) ** 0.7
         else:
-            where = self._start + self._velocity * time
+            where = self._start + self._velocity * t[..., None]
             where = self._low + np.mod(where - self._low, self._span)
         if kind.sway:
-            where[:, 0] += kind.sway * h * np.sin(self._sway_rate * time + self._sway_phase)
+            where[..., 0] += kind.sway * h * np.sin(self._sway_rate * t + self._sway_phase)
         if kind.twinkle:
-            brightness *= 1.0 - kind.twinkle * 0.5 * (
-                1.0 + np.sin(self._twinkle_rate * time + self._twinkle_phase)
-            )
+            pulse = np.sin(self._twinkle_rate * t + self._twinkle_phase)
+            brightness *= 1.0 - kind.twinkle * 0.5 * (1.0 + pulse)
         return where, brightness
 
-    def coverage(self, index: int, size: tuple[int, int]) -> tuple[Field, Field]:
-        """Coverage at chroma resolution `size` (w, h) for frame `index`: particles and glow."""
+    def coverage(self, index: int, size: tuple[int, int]) -> Field:
+        """Coverage at chroma resolution `size` (w, h) for frame `index`: particles over their glow.
+
+        The positions of every shutter sample come from one call; the particles of every depth
+        and their glow are one splat, each depth then blurred to its own radius and the glow at
+        a quarter of the size.
+        """
         kind = self.kind
         width, height = size
         time = index / self._fps
@@ -295,58 +301,83 @@ class _ParticleSystem:
             else (np.abs(kind.velocity).max() * self._height / self._fps * 0.5)
         )
         samples = int(np.clip(math.ceil(px_per_frame * kind.shutter / 1.0), 1, 12))
-        moments = [time - kind.shutter / self._fps * step / max(samples - 1, 1) for step in range(samples)]
-        states = [self.positions(moment) for moment in moments]
-        body = np.zeros((height, width), np.float32)
-        halo = np.zeros((height, width), np.float32)
-        for depth_class, disparity in enumerate(PARTICLE_DEPTHS):
-            members = self._depth_class == depth_class
-            sigma = max(0.5, kind.sigma * self._height * disparity * 0.5)
+        moments = time - kind.shutter / self._fps * np.arange(samples) / max(samples - 1, 1)
+        world, brightness = self.positions(moments)
+        classes = len(PARTICLE_DEPTHS)
+        sigmas = [max(0.5, kind.sigma * self._height * disparity * 0.5) for disparity in PARTICLE_DEPTHS]
+        xs, ys, weights = [], [], []
+        for depth_class, sigma in enumerate(sigmas):
+            members = slice(depth_class, None, classes)  # the classes take turns (see __init__)
             matrix = self._matrices[depth_class][index]
-            xs, ys, weights = [], [], []
-            for world, brightness in states:
-                screen = matrix[:, :2] @ world[members].T + matrix[:, 2:3]
-                xs.append(screen[0] / screen[2] * 0.5 - 0.25)  # luma px to chroma px
-                ys.append(screen[1] / screen[2] * 0.5 - 0.25)
-                weights.append(brightness[members])
+            screen = matrix[:, :2] @ world[:, members].reshape(-1, 2).T + matrix[:, 2:3]
+            xs.append(screen[0] / screen[2] * 0.5 - 0.25)  # luma px to chroma px
+            ys.append(screen[1] / screen[2] * 0.5 - 0.25)
             scale = kind.opacity * 2 * math.pi * sigma**2 / samples
-            splat = _splat(
-                (height, width), np.concatenate(xs), np.concatenate(ys), np.concatenate(weights) * scale
-            )
+            weights.append(brightness[:, members].reshape(-1) * scale)
+        planes = [np.full(len(x), depth_class) for depth_class, x in enumerate(xs)]
+        if kind.glow:
+            # One halo for every depth, in a plane of its own; the factor keeps the peak as
+            # wide halos spread.
+            halo = [w * (sigma * 5.0) ** 2 for w, sigma in zip(weights, sigmas, strict=True)]
+            xs.append(np.concatenate(xs))
+            ys.append(np.concatenate(ys))
+            weights.append(np.concatenate(halo))
+            planes.append(np.full(len(xs[-1]), classes))
+        splats = _splat(
+            (len(planes), height, width),
+            np.concatenate(xs),
+            np.concatenate(ys),
+            np.concatenate(weights),
+            np.concatenate(planes),
+        )
+        body = np.zeros((height, width), np.float32)
+        for splat, sigma in zip(splats[:classes], sigmas, strict=True):
             blurred = cv2.GaussianBlur(splat, (0, 0), sigma)
             if kind.ring:
                 inner = cv2.GaussianBlur(splat, (0, 0), sigma * 0.7)
                 blurred = np.maximum(blurred - inner * 0.5, 0.0) * 1.6
             body += blurred
-            if kind.glow:
-                halo += splat * (sigma * 5.0) ** 2  # keeps the halo's peak as wide halos spread
+        np.minimum(body, 1.0, out=body)
         if not kind.glow:
-            return np.minimum(body, 1.0), np.zeros((height, width), np.float32)
-        # One halo for every depth, blurred at a quarter of the size: it is soft anyway.
-        small_size = (max(1, width // 4), max(1, height // 4))
-        small = cv2.resize(halo, small_size, interpolation=cv2.INTER_AREA) * 16.0
+            return body
+        # The halo is blurred at a quarter of the size: it is soft anyway.
+        halo = splats[classes]
+        small_w, small_h = max(1, width // 4), max(1, height // 4)
+        small = cv2.resize(halo, (small_w, small_h), interpolation=cv2.INTER_AREA) * 16.0
         middle = max(0.5, kind.sigma * self._height * PARTICLE_DEPTHS[1] * 0.5)
         spread = max(0.7, middle * 5.0 / 4)
         small = cv2.GaussianBlur(small, (0, 0), spread) * (kind.glow * 0.5) / (middle * 5.0) ** 2
-        glow = cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
-        return np.minimum(body, 1.0), np.minimum(np.asarray(glow, np.float32), 1.0)
+        glow = np.asarray(cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR), np.float32)
+        np.minimum(glow, 1.0, out=glow)
+        # The particle over its own halo, in the same colour.
+        overlap = body * glow
+        body += glow
+        body -= overlap
+        return body
 
 
 def _splat(
-    shape: tuple[int, int], xs: NDArray[np.float64], ys: NDArray[np.float64], weights: NDArray[np.float64]
+    shape: tuple[int, int, int],
+    xs: NDArray[np.float64],
+    ys: NDArray[np.float64],
+    weights: NDArray[np.float64],
+    planes: NDArray[np.int64],
 ) -> Field:
-    """An image of points, each weight spread over its four nearest pixels (bilinearly)."""
-    height, width = shape
+    """Images (`shape`: planes, height, width) of points, each weight spread over the four
+    nearest pixels (bilinearly) of its plane."""
+    count, height, width = shape
     inside = (xs > -1) & (xs < width) & (ys > -1) & (ys < height)
-    xs, ys, weights = xs[inside], ys[inside], weights[inside]
+    xs, ys, weights, planes = xs[inside], ys[inside], weights[inside], planes[inside]
     x0, y0 = np.floor(xs).astype(np.int64), np.floor(ys).astype(np.int64)
     fx, fy = xs - x0, ys - y0
     cx = np.concatenate([x0, x0 + 1, x0, x0 + 1])
     cy = np.concatenate([y0, y0, y0 + 1, y0 + 1])
     w = np.concatenate([(1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy]) * np.tile(weights, 4)
     ok = (cx >= 0) & (cx < width) & (cy >= 0) & (cy < height)
-    counts = np.bincount(cy[ok] * width + cx[ok], weights=w[ok], minlength=height * width)
-    return np.asarray(counts.reshape(height, width), np.float32)
+    pixel = (np.tile(planes, 4) * height + cy) * width + cx
+    images = np.zeros(count * height * width, np.float32)
+    np.add.at(images, pixel[ok], w[ok].astype(np.float32))
+    return images.reshape(count, height, width)
 
 
 # --- The renderer ----------------------------------------------------------------------------
@@ -494,52 +525,41 @@ class EffectRenderer:
             return
         height, width = chroma[0].shape
         size = (width, height)
-        keep = np.ones((height, width), np.float32)  # what is left of the frame under the overlays
-        add = np.zeros((3, height, width), np.float32)  # colour laid over, premultiplied
-
-        def lay(coverage: Field, colour: NDArray[np.float32]) -> None:
-            coverage = np.clip(coverage, 0.0, 1.0)
-            rest = 1.0 - coverage
-            for plane, value in zip(add, colour, strict=True):
-                plane *= rest
-                plane += coverage * float(value)
-            keep[...] *= rest
-
-        for system, colour in zip(self._particles, self._colours, strict=True):
-            body, glow = system.coverage(index, size)
-            if system.kind.glow:
-                body = body + glow - body * glow  # the particle over its own halo, same colour
-            lay(body, colour)
+        layers = [
+            (system.coverage(index, size), colour)
+            for system, colour in zip(self._particles, self._colours, strict=True)
+        ]
         for effect in self._fog:
-            lay(self._fog_coverage(effect, index, size), self._fog_colour(effect))
+            layers.append((self._fog_coverage(effect, index, size), self._fog_colour(effect)))
         if self._flash[index] > 0:
             sky = self._field_on_frame(self._cues.sky, index, size) if self._cues is not None else 0.0
-            lay(
-                np.full((height, width), 0.5 * self._flash[index], np.float32) * (0.7 + 0.3 * sky),
-                _ycbcr((232, 236, 255)),
-            )
-        gain = keep
-        if self._gain_field is not None:
-            weight = self._field_on_frame(self._gain_field, index, size)
-            gain = keep * (1.0 + (self._gain[index] - 1.0) * weight)
-        # Only the part of the frame that something touches is redrawn (sparks stay near
-        # their burst); a margin of two chroma pixels covers the enlargement's reach.
-        touched = (np.abs(np.asarray(gain, np.float32) - 1.0) > 1e-4) | (add[0] > 1e-3)
-        rows, cols = np.nonzero(touched.any(axis=1))[0], np.nonzero(touched.any(axis=0))[0]
-        if rows.size == 0:
+            flash = np.full((height, width), 0.5 * self._flash[index], np.float32) * (0.7 + 0.3 * sky)
+            layers.append((flash, _ycbcr((232, 236, 255))))
+        if self._gain_field is None:
+            if layers:
+                keep8, add8 = _overlays_in_8_bits(layers)
+                _lay_in_8_bits(luma, chroma, keep8, add8)
             return
-        y0, y1 = max(0, int(rows[0]) - 2), min(height, int(rows[-1]) + 3)
-        x0, x1 = max(0, int(cols[0]) - 2), min(width, int(cols[-1]) + 3)
-        box_gain = np.ascontiguousarray(np.broadcast_to(gain, (height, width))[y0:y1, x0:x1], np.float32)
-        box_add = np.ascontiguousarray(add[:, y0:y1, x0:x1])
+        keep, add = _overlays(layers, (height, width))
+        weight = self._field_on_frame(self._gain_field, index, size)
+        gain = keep * (1.0 + (self._gain[index] - 1.0) * weight)
+        # Only the part of the frame that something touches is redrawn; a margin of two
+        # chroma pixels covers the enlargement's reach.
+        touched = (np.abs(np.asarray(gain, np.float32) - 1.0) > 1e-4) | (add[0] > 1e-3)
+        box = _touched_box(touched.astype(np.uint8), width, height)
+        if box is None:
+            return
+        x0, y0, x1, y1 = box
+        box_gain = np.ascontiguousarray(gain[y0:y1, x0:x1], np.float32)
         luma_box = luma[2 * y0 : 2 * y1, 2 * x0 : 2 * x1]
         full = (luma_box.shape[1], luma_box.shape[0])
         luma_gain = np.asarray(cv2.resize(box_gain, full, interpolation=cv2.INTER_LINEAR), np.float32)
-        luma_add = np.asarray(cv2.resize(box_add[0], full, interpolation=cv2.INTER_LINEAR), np.float32)
+        box_add = np.ascontiguousarray(add[0][y0:y1, x0:x1])
+        luma_add = np.asarray(cv2.resize(box_add, full, interpolation=cv2.INTER_LINEAR), np.float32)
         _scale_and_add(luma_box, luma_gain, luma_add)
         box_keep = np.ascontiguousarray(keep[y0:y1, x0:x1], np.float32)
-        for plane, extra in zip(chroma, box_add[1:], strict=True):
-            _scale_and_add(plane[y0:y1, x0:x1], box_keep, np.ascontiguousarray(extra))
+        for plane, extra in zip(chroma, add[1:], strict=True):
+            _scale_and_add(plane[y0:y1, x0:x1], box_keep, np.ascontiguousarray(extra[y0:y1, x0:x1]))
 
     def _fog_colour(self, effect: Effect) -> NDArray[np.float32]:
         return _ycbcr((196, 200, 206) if effect is Effect.FOG else (170, 170, 172))
@@ -580,6 +600,85 @@ class EffectRenderer:
         else:
             density = np.broadcast_to(0.15 + 0.5 * rows**1.5, (height, width))
         return np.asarray(np.clip((total - 0.35) * 2.2, 0.0, 1.0) * density, np.float32)
+
+
+def _touched_box(touched: NDArray[np.uint8], width: int, height: int) -> tuple[int, int, int, int] | None:
+    """The box (x0, y0, x1, y1) around the nonzero pixels, two pixels wider all round; None if none."""
+    x, y, w, h = cv2.boundingRect(touched)
+    if w == 0 or h == 0:
+        return None
+    return max(0, x - 2), max(0, y - 2), min(width, x + w + 2), min(height, y + h + 2)
+
+
+Layer = tuple[Field, NDArray[np.float32]]
+"""An overlay: its coverage (0..1) at chroma resolution, and its Y'CbCr colour."""
+
+
+def _overlays(layers: list[Layer], shape: tuple[int, int]) -> tuple[Field, list[Field]]:
+    """What `layers`, laid in order, leave of the frame, and the colour they lay over it
+    (premultiplied, one plane per channel). The first layer sets both."""
+    if not layers:
+        return np.ones(shape, np.float32), [np.zeros(shape, np.float32) for _ in range(3)]
+    coverage = np.clip(layers[0][0], 0.0, 1.0)
+    keep = 1.0 - coverage
+    add = [coverage * float(value) for value in layers[0][1]]
+    for coverage, colour in layers[1:]:
+        coverage = np.clip(coverage, 0.0, 1.0)
+        rest = 1.0 - coverage
+        for plane, value in zip(add, colour, strict=True):
+            plane *= rest
+            plane += coverage * float(value)
+        keep *= rest
+    return keep, add
+
+
+def _overlays_in_8_bits(layers: list[Layer]) -> tuple[NDArray[np.uint8], list[NDArray[np.uint8]]]:
+    """`_overlays` rounded to 8 bits (`keep` in 255ths); one layer goes there in one step."""
+    if len(layers) == 1:
+        coverage, colour = layers[0]
+        coverage = np.clip(coverage, 0.0, 1.0)
+        keep8 = cv2.convertScaleAbs(coverage, alpha=-255.0, beta=255.0)
+        add8 = [cv2.convertScaleAbs(coverage, alpha=float(value)) for value in colour]
+    else:
+        keep, add = _overlays(layers, layers[0][0].shape)
+        keep8 = cv2.convertScaleAbs(keep, alpha=255.0)
+        add8 = [cv2.convertScaleAbs(plane) for plane in add]
+    return np.asarray(keep8, np.uint8), [np.asarray(plane, np.uint8) for plane in add8]
+
+
+def _lay_in_8_bits(
+    luma: NDArray[np.uint8],
+    chroma: tuple[NDArray[np.uint8], NDArray[np.uint8]],
+    keep8: NDArray[np.uint8],
+    add8: list[NDArray[np.uint8]],
+) -> None:
+    """``plane = plane * keep + add`` on each plane, `keep8` (255ths) and `add8` at chroma
+    resolution.
+
+    In 8 bits: the luma's share is enlarged and blended at four times the chroma's size,
+    where float planes cost several times as much to enlarge, multiply and round (a frame of
+    sparks touches most of the picture). A pixel no overlay reaches is left exactly as it was.
+    """
+    height, width = keep8.shape
+    touched = np.asarray(cv2.bitwise_or(cv2.bitwise_not(keep8), add8[0]), np.uint8)
+    box = _touched_box(touched, width, height)
+    if box is None:
+        return
+    x0, y0, x1, y1 = box
+    luma_box = luma[2 * y0 : 2 * y1, 2 * x0 : 2 * x1]
+    full = (luma_box.shape[1], luma_box.shape[0])
+    luma_keep = np.asarray(cv2.resize(keep8[y0:y1, x0:x1], full, interpolation=cv2.INTER_LINEAR), np.uint8)
+    luma_add = np.asarray(cv2.resize(add8[0][y0:y1, x0:x1], full, interpolation=cv2.INTER_LINEAR), np.uint8)
+    _blend_8_bits(luma_box, luma_keep, luma_add)
+    for plane, extra in zip(chroma, add8[1:], strict=True):
+        _blend_8_bits(plane[y0:y1, x0:x1], keep8[y0:y1, x0:x1], extra[y0:y1, x0:x1])
+
+
+def _blend_8_bits(plane: NDArray[np.uint8], keep: NDArray[np.uint8], extra: NDArray[np.uint8]) -> None:
+    """``plane = plane * keep / 255 + extra`` in place, each step rounded and saturated."""
+    blended = cv2.multiply(plane, keep, scale=1.0 / 255.0)
+    cv2.add(blended, extra, dst=blended)
+    plane[:] = blended
 
 
 def _scale_and_add(plane: NDArray[np.uint8], gain: Field, extra: Field) -> None:

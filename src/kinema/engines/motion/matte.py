@@ -118,6 +118,9 @@ class U2NetMatter:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.log_severity_level = 3  # warnings about unused initialisers are not ours to act on
+        # Threads that wait for work sleep instead of spinning: a spinning pool costs a quarter
+        # more CPU for the same matte, taken from whatever else the cores are doing.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._session = onnxruntime.InferenceSession(
             str(path or model_path()), options, providers=["CPUExecutionProvider"]
         )

@@ -216,16 +216,22 @@ def fill_holes(image: NDArray[np.uint8], hole: NDArray[np.bool_], texture: bool 
     if gaps.any():
         coarse8 = np.clip(coarse, 0, 255).astype(np.uint8)
         coarse = np.asarray(cv2.inpaint(coarse8, gaps, 3, cv2.INPAINT_TELEA), np.float32)
-    for colour, weight in reversed(levels[:-1]):
+    for colour, weight in reversed(levels[1:-1]):
         height, width = weight.shape
         up = np.asarray(cv2.pyrUp(coarse, dstsize=(width, height)), np.float32)
         certain = np.clip(weight, 0.0, 1.0)[..., None]
         coarse = np.asarray(
             colour / np.maximum(weight, 1e-6)[..., None] * certain + up * (1.0 - certain), np.float32
         )
-    filled = _mirrored_surroundings(image, hole, coarse) if texture else coarse
-    out = np.where(hole[..., None], np.clip(filled, 0, 255), image.astype(np.float32))
-    return out.astype(np.uint8)
+    if len(levels) > 1:
+        # At full size only the hole's pixels are read, where nothing is known: each is the
+        # coarser level's fill, with no blending of the known pixels to do.
+        height, width = hole.shape
+        coarse = np.asarray(cv2.pyrUp(coarse, dstsize=(width, height)), np.float32)
+    filled = _mirrored_surroundings(image, hole, coarse) if texture else coarse[hole]
+    out = image.copy()
+    out[hole] = np.clip(filled, 0, 255).astype(np.uint8)
+    return out
 
 
 def _widest_gap(gaps: NDArray[np.bool_]) -> float:
@@ -242,30 +248,33 @@ MIRROR_REACH = 0.1
 def _mirrored_surroundings(
     image: NDArray[np.uint8], hole: NDArray[np.bool_], smooth: NDArray[np.float32]
 ) -> NDArray[np.float32]:
-    """Each hole pixel as the mirror image of the known picture across the hole's nearest edge.
+    """The hole's pixels (in the order of `np.nonzero(hole)`), each as the mirror image of the
+    known picture across the hole's nearest edge.
 
     Next to the edge this continues the surroundings exactly (a horizon meeting the edge of a
     standing subject carries on at the same height); further in, it fades into `smooth`, so
     the mirrored halves never meet in a visible seam.
     """
-    inside = hole.astype(np.uint8)
+    height, width = hole.shape
+    ys, xs = np.nonzero(hole)
+    # A hole pixel's nearest known pixel lies within one pixel of the hole's bounding box:
+    # distances are taken there only.
+    top, left = max(0, int(ys.min()) - 1), max(0, int(xs.min()) - 1)
+    bottom, right = min(height, int(ys.max()) + 2), min(width, int(xs.max()) + 2)
+    inside = hole[top:bottom, left:right].astype(np.uint8)
     distance, labels = cv2.distanceTransformWithLabels(inside, cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL)
     known_y, known_x = np.nonzero(inside == 0)  # labels number the known pixels in this order
-    ys, xs = np.nonzero(hole)
-    nearest = labels[ys, xs] - 1
-    by, bx = known_y[nearest], known_x[nearest]
-    height, width = hole.shape
+    nearest = labels[ys - top, xs - left] - 1
+    by, bx = known_y[nearest] + top, known_x[nearest] + left
     my = np.clip(2 * by - ys, 0, height - 1)
     mx = np.clip(2 * bx - xs, 0, width - 1)
     in_hole = hole[my, mx]
     my = np.where(in_hole, by, my)
     mx = np.where(in_hole, bx, mx)
     reach = max(4.0, MIRROR_REACH * min(height, width))
-    weight = np.clip(1.0 - distance[ys, xs] / reach, 0.0, 1.0)
+    weight = np.clip(1.0 - distance[ys - top, xs - left] / reach, 0.0, 1.0)
     weight = (weight * weight * (3.0 - 2.0 * weight))[:, None]
-    out = smooth.copy()
-    out[ys, xs] = image[my, mx].astype(np.float32) * weight + smooth[ys, xs] * (1.0 - weight)
-    return out
+    return np.asarray(image[my, mx].astype(np.float32) * weight + smooth[ys, xs] * (1.0 - weight), np.float32)
 
 
 def _subject_layer(image: NDArray[np.uint8], alpha: Field) -> SubjectLayer:
