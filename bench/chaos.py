@@ -60,6 +60,7 @@ from tests.support.engines import SteadyEngine
 from tests.support.s3_server import S3Server, s3_server
 
 from bench._databases import postgres_database, postgres_server
+from bench.soak import image_host as image_handler
 from kinema.accounts import credits, keys
 from kinema.domain.accounts import Movement
 from kinema.domain.clock import system_clock
@@ -255,18 +256,7 @@ def receiving(receiver: Receiver) -> Iterator[str]:
 
 @contextmanager
 def image_host(picture: bytes) -> Iterator[str]:
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "image/jpeg")
-            self.send_header("Content-Length", str(len(picture)))
-            self.end_headers()
-            self.wfile.write(picture)
-
-        def log_message(self, *_args: object) -> None:
-            pass
-
-    with serving(Handler) as url:
+    with serving(image_handler(picture)) as url:
         yield f"{url}/photo.jpg"
 
 
