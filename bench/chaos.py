@@ -49,7 +49,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, Final
 
@@ -61,6 +61,7 @@ from tests.support.s3_server import S3Server, s3_server
 
 from bench._databases import postgres_database, postgres_server
 from bench.soak import image_host as image_handler
+from bench.soak import loopback_server as serving
 from kinema.accounts import credits, keys
 from kinema.domain.accounts import Movement
 from kinema.domain.clock import system_clock
@@ -258,20 +259,6 @@ def receiving(receiver: Receiver) -> Iterator[str]:
 def image_host(picture: bytes) -> Iterator[str]:
     with serving(image_handler(picture)) as url:
         yield f"{url}/photo.jpg"
-
-
-@contextmanager
-def serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
 
 
 # The fleet: every process of the service, each started again as often as it is killed.

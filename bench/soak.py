@@ -98,6 +98,7 @@ def loopback_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+        thread.join()
 
 
 def image_host(picture: bytes) -> type[BaseHTTPRequestHandler]:

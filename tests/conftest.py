@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 from tests.support.databases import DIALECTS, PostgresTemplates, fresh_database_url, postgres_url
-from tests.support.http import ImageHost, image_host
+from tests.support.http import ImageHost, TricklingHost, image_host, trickling_host
 from tests.support.s3_server import S3Server, s3_server
 
 from kinema.domain.video import FrameSize
@@ -130,6 +130,15 @@ def make_settings(tmp_path: Path, database_url: str) -> MakeSettings:
 @pytest.fixture
 def image_server() -> Iterator[ImageHost]:
     with image_host() as host:
+        yield host
+
+
+@pytest.fixture
+def slow_host() -> Iterator[TricklingHost]:
+    """An image host that sends a valid PNG's first byte, then the rest only once released."""
+    ok, encoded = cv2.imencode(".png", np.full((360, 640, 3), 90, np.uint8))
+    assert ok
+    with trickling_host(encoded.tobytes()) as host:
         yield host
 
 

@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import cv2
-import numpy as np
-import pytest
 from tests.conftest import MakeSettings
 from tests.support.api import seed_body
-from tests.support.http import ImageHost, TricklingHost, trickling_host
+from tests.support.http import ImageHost, TricklingHost
 from tests.support.polling import wait_for
 from tests.support.service import running_app
 
@@ -56,18 +51,6 @@ def test_an_account_at_its_intake_cap_waits_while_others_are_taken(db: Database)
     assert _intake(db, cap=2) is None  # `busy` holds its two
     late = _waiting_task(db, other, T0 + 5)
     assert _intake(db, cap=2) == late
-
-
-def _png() -> bytes:
-    ok, encoded = cv2.imencode(".png", np.full((360, 640, 3), 90, np.uint8))
-    assert ok
-    return encoded.tobytes()
-
-
-@pytest.fixture
-def slow_host() -> Iterator[TricklingHost]:
-    with trickling_host(_png()) as host:
-        yield host
 
 
 def test_tasks_on_slow_hosts_leave_another_accounts_task_to_reach_the_queue(

@@ -8,17 +8,15 @@ long as the test needs them to.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import cv2
 import httpx
 import numpy as np
-import pytest
 from starlette.types import ASGIApp, Receive, Scope, Send
 from tests.conftest import MakeSettings
 from tests.support.api import seed_body
-from tests.support.http import ImageHost, TricklingHost, trickling_host
+from tests.support.http import ImageHost, TricklingHost
 from tests.support.live import live_server
 from tests.support.polling import wait_for
 
@@ -39,12 +37,6 @@ def _png() -> bytes:
     ok, encoded = cv2.imencode(".png", np.full((64, 96, 3), 90, np.uint8))
     assert ok
     return encoded.tobytes()
-
-
-@pytest.fixture
-def slow_host() -> Iterator[TricklingHost]:
-    with trickling_host(_png()) as host:
-        yield host
 
 
 class CountingUploads:

@@ -4,22 +4,14 @@ from __future__ import annotations
 
 import threading
 
-import cv2
-import numpy as np
 from tests.conftest import MakeSettings
 from tests.support.api import seed_body
-from tests.support.http import trickling_host
+from tests.support.http import TricklingHost
 from tests.support.polling import wait_for
 from tests.support.service import running_app
 
 from kinema.store.database import Database
 from kinema.tasks import lifecycle
-
-
-def _png() -> bytes:
-    ok, encoded = cv2.imencode(".png", np.full((360, 640, 3), 90, np.uint8))
-    assert ok
-    return encoded.tobytes()
 
 
 def _leases(db: Database, task_ids: list[str]) -> list[int | None]:
@@ -29,13 +21,13 @@ def _leases(db: Database, task_ids: list[str]) -> list[int | None]:
 
 
 def test_every_task_in_flight_is_renewed_by_the_one_heartbeat_of_its_process(
-    make_settings: MakeSettings,
+    make_settings: MakeSettings, slow_host: TricklingHost
 ) -> None:
     settings = make_settings(workers=1, intake_threads=3, intakes_per_account=3, lease_seconds=3)
-    with trickling_host(_png()) as host, running_app(settings) as running:
-        task_ids = [running.api.create(seed_body(host.url)) for _ in range(3)]
+    with running_app(settings) as running:
+        task_ids = [running.api.create(seed_body(slow_host.url)) for _ in range(3)]
         try:
-            wait_for(lambda: host.held == 3, what="the three images to be in flight")
+            wait_for(lambda: slow_host.held == 3, what="the three images to be in flight")
             db = Database(settings.database_url)
             try:
                 first = _leases(db, task_ids)
@@ -50,6 +42,6 @@ def test_every_task_in_flight_is_renewed_by_the_one_heartbeat_of_its_process(
             beats = [thread.name for thread in threading.enumerate() if "beat" in thread.name]
             assert beats == ["kinema-heartbeat"]
         finally:
-            host.release()
+            slow_host.release()
         for task_id in task_ids:
             running.api.wait_state(task_id, "queuing", "generating", "success", timeout_s=30)

@@ -1,4 +1,4 @@
-"""Real HTTP servers on loopback: an image host for task inputs."""
+"""Real HTTP servers on loopback: image hosts for task inputs, a callback receiver."""
 
 from __future__ import annotations
 
@@ -7,6 +7,21 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+@contextmanager
+def loopback(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """`handler` served on a free loopback port, for the block: its base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
 
 
 @dataclass
@@ -43,17 +58,9 @@ def image_host() -> Iterator[ImageHost]:
         def log_message(self, *_args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    host.base_url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with loopback(Handler) as base_url:
+        host.base_url = base_url
         yield host
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
 
 
 @dataclass
@@ -110,18 +117,12 @@ def callback_receiver(script: list[int | str] | None = None) -> Iterator[Callbac
         def log_message(self, *_args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    receiver.url = f"http://127.0.0.1:{server.server_address[1]}/hooks/kinema"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield receiver
-    finally:
-        receiver.closing.set()
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with loopback(Handler) as base_url:
+        receiver.url = f"{base_url}/hooks/kinema"
+        try:
+            yield receiver
+        finally:
+            receiver.closing.set()
 
 
 @dataclass
@@ -187,15 +188,9 @@ def trickling_host(data: bytes, content_type: str = "image/png") -> Iterator[Tri
         def log_message(self, *_args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    host.url = f"http://127.0.0.1:{server.server_address[1]}/slow.png"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield host
-    finally:
-        host.release()
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with loopback(Handler) as base_url:
+        host.url = f"{base_url}/slow.png"
+        try:
+            yield host
+        finally:
+            host.release()
