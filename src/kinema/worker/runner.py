@@ -16,6 +16,7 @@ import os
 import secrets
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -218,9 +219,10 @@ class Worker:
         if self._listener is not None:
             self._listener.stop()
         self.wakeup.notify()
-        drained_by = self.clock() + self.options.drain_s * 1000
+        # Waits run on the machine's own clock; the injected one dates the tasks.
+        drained_by = time.monotonic() + self.options.drain_s
         for thread in self._threads:
-            thread.join(max(0.0, (drained_by - self.clock()) / 1000))
+            thread.join(max(0.0, drained_by - time.monotonic()))
         if any(thread.is_alive() for thread in self._threads):
             log.info(
                 "worker %s: handing back what did not finish within %.0f s", self.id, self.options.drain_s
@@ -361,12 +363,12 @@ class Worker:
         return thread
 
     def _heartbeat_loop(self, until: threading.Event, with_presence: bool) -> None:
-        presence_every = round(self.options.lease_s / 3 * 1000)
-        presence_due = self.clock() + presence_every
+        presence_every = self.options.lease_s / 3
+        presence_due = time.monotonic() + presence_every
         while not until.wait(self.options.heartbeat_s):
             self.beat()
-            if with_presence and self.clock() >= presence_due:
-                presence_due = self.clock() + presence_every
+            if with_presence and time.monotonic() >= presence_due:
+                presence_due = time.monotonic() + presence_every
                 try:
                     with self.db.write() as connection:
                         presence.beat(connection, self.id, self.clock())
