@@ -152,6 +152,32 @@ def test_put_file_refuses_a_symlink(store: BlobStore, tmp_path: Path) -> None:
     assert target.read_bytes() == b"secret"
 
 
+def test_put_files_moves_several_files_in_at_once(store: BlobStore) -> None:
+    keys = {name: f"results/acct/task/1/{name}" for name in ("video.mp4", "first.jpg", "last.jpg")}
+    with store.staging() as folder:
+        sources = {keys[name]: folder / name for name in keys}
+        for number, source in enumerate(sources.values()):
+            source.write_bytes(CONTENT[number:])
+        infos = store.put_files(sources)
+        assert not any(source.exists() for source in sources.values())
+    assert set(infos) == set(sources)
+    for number, key in enumerate(sources):
+        assert store.stat(key) == infos[key]
+        with store.open_read(key) as stream:
+            assert stream.read() == CONTENT[number:]
+
+
+def test_put_files_checks_every_key_before_moving_any(store: BlobStore, tmp_path: Path) -> None:
+    good, bad = tmp_path / "good.mp4", tmp_path / "bad.mp4"
+    good.write_bytes(b"good")
+    bad.write_bytes(b"bad")
+    with pytest.raises(InvalidKey):
+        store.put_files({KEY: good, "a/../b": bad})
+    assert store.stat(KEY) is None
+    assert good.exists()
+    assert bad.exists()
+
+
 def test_delete_prefix_removes_a_folder_and_counts_its_files(store: BlobStore) -> None:
     for key in ("results/a/t1/video.mp4", "results/a/t1/video.first.jpg", "results/a/t1/deep/x.bin"):
         store.put_bytes(key, b"x")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import queue
 import threading
 from pathlib import Path
 
@@ -13,9 +14,12 @@ from tests.support.http import ImageHost
 from tests.support.polling import wait_for
 from tests.support.service import running_app
 
+from kinema.accounts import keys
 from kinema.store.database import Database
 from kinema.store.dialects import announce
 from kinema.store.notices import Listener
+from kinema.tasks import lifecycle
+from kinema.tasks.lifecycle import NewTask, Stage
 
 #: Far longer than any wait below: a claim that comes in time came from a notification.
 SLOW_POLL_S = 300
@@ -31,7 +35,7 @@ def postgres_url(database_url: str) -> str:
 def test_a_listener_hears_every_announcement_and_starts_by_waking_its_owner(postgres_url: str) -> None:
     db = Database(postgres_url)
     heard = threading.Semaphore(0)
-    listener = db.listen("kinema_test_channel", heard.release)
+    listener = db.listen("kinema_test_channel", lambda payload: heard.release())
     assert listener is not None
     listener.start()
     try:
@@ -49,7 +53,7 @@ def test_a_listener_hears_every_announcement_and_starts_by_waking_its_owner(post
 
 def test_sqlite_has_no_listener(tmp_path: Path) -> None:
     db = Database(f"sqlite:///{tmp_path / 'kinema.db'}")
-    assert db.listen("kinema_tasks", lambda: None) is None
+    assert db.listen("kinema_tasks", lambda payload: None) is None
     db.dispose()
 
 
@@ -95,7 +99,7 @@ def test_a_task_created_on_another_replica_is_claimed_without_waiting_for_a_poll
 def test_listener_connects_again_for_as_long_as_it_runs(postgres_url: str) -> None:
     db = Database(postgres_url)
     heard = threading.Semaphore(0)
-    listener = Listener(db.url, "kinema_test_channel", heard.release, retry_s=0.05)
+    listener = Listener(db.url, "kinema_test_channel", lambda payload: heard.release(), retry_s=0.05)
     listener.start()
     try:
         assert heard.acquire(timeout=10)
@@ -108,6 +112,40 @@ def test_listener_connects_again_for_as_long_as_it_runs(postgres_url: str) -> No
                     )
                 )
             assert heard.acquire(timeout=10), "the wake-up after connecting again"
+    finally:
+        listener.stop()
+        db.dispose()
+
+
+def test_a_notice_wakes_only_the_stages_that_may_find_work(postgres_url: str) -> None:
+    """A task queued with nothing to fetch wakes generation alone; one with an image to fetch,
+    intake alone; an intake done, both (the task is queued, and the account's intake is free);
+    a finished generation frees a running slot, which concerns generation alone."""
+    db = Database(postgres_url)
+    db.migrate()
+    heard: queue.Queue[frozenset[Stage]] = queue.Queue()
+    listener = lifecycle.listen_for_work(db, heard.put)
+    assert listener is not None
+    listener.start()
+    try:
+        assert heard.get(timeout=10) == frozenset(Stage), "the wake-up on connecting: anything"
+        with db.write() as connection:
+            account = keys.open_account(connection, "notices", 100, 1).record.account_id
+        for ready, woken in ((True, {Stage.GENERATE}), (False, {Stage.INTAKE})):
+            new = NewTask(model="m", param="{}", input={}, callback_url=None, price=1, ready=ready)
+            with db.write() as connection:
+                task = lifecycle.create_task(connection, account, new, 1, 60_000)
+            assert heard.get(timeout=10) == woken
+        claim = lifecycle.claim_next(db, Stage.INTAKE, "w", 2, 60_000, 10)
+        assert claim is not None
+        assert claim.task.id == task.id
+        assert lifecycle.mark_ready(db, claim, None, 3)
+        assert heard.get(timeout=10) == frozenset(Stage)
+        claim = lifecycle.claim_next(db, Stage.GENERATE, "w", 4, 60_000, 10)
+        assert claim is not None
+        assert lifecycle.finish_success(db, claim, {"video": "v", "first_frame": "f", "last_frame": "l"}, 5)
+        assert heard.get(timeout=10) == {Stage.GENERATE}
+        assert heard.empty()
     finally:
         listener.stop()
         db.dispose()

@@ -5,9 +5,13 @@ from __future__ import annotations
 import threading
 
 import pytest
+from sqlalchemy import text
+from tests.support.polling import wait_for
 
 from kinema.accounts import credits, keys
 from kinema.domain.task import FailCode, TaskState
+from kinema.domain.transitions import Move
+from kinema.store import tasks as statements
 from kinema.store.database import Database
 from kinema.tasks import lifecycle
 from kinema.tasks.lifecycle import Claim, NewTask, Stage
@@ -280,3 +284,43 @@ def test_parallel_claims_never_share_a_task(db: Database, account: str) -> None:
     for thread in threads:
         thread.join()
     assert sorted(claimed) == sorted(created)
+
+
+def test_an_account_full_by_the_time_it_is_locked_is_passed_over(db: Database, account: str) -> None:
+    """Two claimers at once on an account's last slot (PostgreSQL: SQLite has one writer, so
+    its claims never overlap). The second saw the slot free, locked the account's next task and
+    waited for the account; once the first commits it counts again, lets that task go and takes
+    another account's."""
+    if db.is_sqlite:
+        pytest.skip("SQLite's claims take its one write lock: they never overlap")
+    with db.write() as connection:
+        other = keys.open_account(connection, "b", 1000, T0).record.account_id
+    first, second = _new(db, account, now=T0), _new(db, account, now=T0 + 1)
+    others = _new(db, other, now=T0 + 2)
+    taken: list[Claim | None] = []
+    with db.write() as connection:
+        held = statements.claim(connection, db.dialect, Move.CLAIM_GENERATE, "w1", T0, LEASE, 1)
+        assert held is not None
+        assert held.id == first
+        racer = threading.Thread(
+            target=lambda: taken.append(
+                lifecycle.claim_next(db, Stage.GENERATE, "w2", T0, LEASE, 1, look_first=False)
+            )
+        )
+        racer.start()
+        wait_for(lambda: _waiting_for_an_account(db), what="the second claimer to wait for the account")
+    racer.join(30)
+    assert not racer.is_alive()
+    assert taken[0] is not None
+    assert taken[0].task.id == others
+    assert _task(db, second).state is TaskState.QUEUING
+    assert _task(db, second).lease_owner is None
+    assert lifecycle.claim_next(db, Stage.GENERATE, "w3", T0, LEASE, 1) is None
+
+
+def _waiting_for_an_account(db: Database) -> bool:
+    with db.read() as connection:
+        waiting = connection.execute(
+            text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+        ).scalar_one()
+    return bool(waiting)

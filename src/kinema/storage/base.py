@@ -106,6 +106,11 @@ class BlobStore(Protocol):
         """Move the finished local file `source` in under `key`; `source` is gone afterwards."""
         ...
 
+    def put_files(self, files: Mapping[str, Path]) -> dict[str, BlobInfo]:
+        """`put_file` for each key and its local file, at the cost of fewer round trips or disk
+        flushes where the store can share them; every key is checked before anything moves."""
+        ...
+
     def open_read(self, key: str) -> BinaryIO:
         """Open the file for reading (seekable); `FileNotFoundError` when there is none."""
         ...

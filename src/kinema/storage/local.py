@@ -15,6 +15,7 @@ import os
 import shutil
 import stat
 import tempfile
+from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import BinaryIO
@@ -56,13 +57,30 @@ class LocalBlobStore:
             raise
 
     def put_file(self, key: str, source: Path) -> BlobInfo:
-        target = self._path(key)
-        # A symlink would be moved as a link, and the stored "file" would point anywhere.
-        if not stat.S_ISREG(os.lstat(source).st_mode):
-            raise ValueError(f"{source} is not a regular file")
+        return self.put_files({key: source})[key]
+
+    def put_files(self, files: Mapping[str, Path]) -> dict[str, BlobInfo]:
+        targets = {key: self._path(key) for key in files}
+        for source in files.values():
+            # A symlink would be moved as a link, and the stored "file" would point anywhere.
+            if not stat.S_ISREG(os.lstat(source).st_mode):
+                raise ValueError(f"{source} is not a regular file")
+        # Each file is made durable, then renamed in; each folder's renames are made durable
+        # once for all its files (a task's three results share one folder).
+        folders = {self._move_in(source, targets[key]) for key, source in files.items()}
+        for folder in folders:
+            _fsync_dir(folder)
+        return {key: _info(os.stat(target)) for key, target in targets.items()}
+
+    def _move_in(self, source: Path, target: Path) -> Path:
+        """Rename the local file `source` over `target` once its content is on disk; the
+        folder whose entry changed, for the caller to fsync."""
         _fsync_file(source)
+        # `target` is resolved and inside the root, so the folders created here are too.
+        target.parent.mkdir(parents=True, exist_ok=True)
         try:
-            return self._commit(source, target)
+            os.replace(source, target)
+            return target.parent
         except OSError as error:
             if error.errno != errno.EXDEV:
                 raise
@@ -75,12 +93,12 @@ class LocalBlobStore:
                 shutil.copyfileobj(src, out, _COPY_CHUNK)
                 out.flush()
                 os.fsync(out.fileno())
-            info = self._commit(temp, target)
+            os.replace(temp, target)
         except BaseException:
             temp.unlink(missing_ok=True)
             raise
         source.unlink()
-        return info
+        return target.parent
 
     def open_read(self, key: str) -> BinaryIO:
         path = self._path(key)

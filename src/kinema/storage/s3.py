@@ -28,7 +28,7 @@ import logging
 import os
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from functools import cached_property
@@ -143,6 +143,11 @@ class S3BlobStore:
             )
         source.unlink()
         return self._written(name, key)
+
+    def put_files(self, files: Mapping[str, Path]) -> dict[str, BlobInfo]:
+        for key in files:
+            self._name(key)  # every key checked before the first upload
+        return {key: self.put_file(key, source) for key, source in files.items()}
 
     def open_read(self, key: str) -> BinaryIO:
         name = self._name(key)

@@ -147,9 +147,9 @@ class Database:
         with self.failures_explained(), self.dialect.write_at_once(self.engine) as connection:
             yield connection
 
-    def listen(self, channel: str, on_notice: Callable[[], None]) -> Listener | None:
-        """A listener (not started) calling `on_notice` for each announcement on `channel`, from
-        any process; None on a database that has no notifications (SQLite)."""
+    def listen(self, channel: str, on_notice: Callable[[str], None]) -> Listener | None:
+        """A listener (not started) calling `on_notice` with each announcement's payload on
+        `channel`, from any process; None on a database that has no notifications (SQLite)."""
         return self.dialect.listener(self.url, channel, on_notice)
 
     def dispose(self) -> None:

@@ -88,10 +88,11 @@ class Dialect(ABC):
 
     @staticmethod
     @abstractmethod
-    def announce(connection: Connection, channel: str) -> None:
-        """Tell every listener on `channel`, once `connection`'s transaction commits."""
+    def announce(connection: Connection, channel: str, payload: str = "") -> None:
+        """Tell every listener on `channel` (with `payload`), once `connection`'s transaction
+        commits."""
 
-    def listener(self, url: URL, channel: str, on_notice: Callable[[], None]) -> Listener | None:
+    def listener(self, url: URL, channel: str, on_notice: Callable[[str], None]) -> Listener | None:
         """A listener (not started) for what `announce` sends, or None where nothing is sent."""
         return None
 
@@ -153,7 +154,7 @@ class SQLite(Dialect):
         pass  # likewise
 
     @staticmethod
-    def announce(connection: Connection, channel: str) -> None:
+    def announce(connection: Connection, channel: str, payload: str = "") -> None:
         pass  # none to send: a worker in another process finds the work at its next poll (a read)
 
     def insert_or_ignore(self, table: Table) -> Insert:
@@ -244,11 +245,13 @@ class PostgreSQL(Dialect):
         connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": zlib.crc32(name.encode())})
 
     @staticmethod
-    def announce(connection: Connection, channel: str) -> None:
-        # Several in one transaction are folded into one by the server.
-        connection.execute(text("SELECT pg_notify(:channel, '')"), {"channel": channel})
+    def announce(connection: Connection, channel: str, payload: str = "") -> None:
+        # Several alike in one transaction are folded into one by the server.
+        connection.execute(
+            text("SELECT pg_notify(:channel, :payload)"), {"channel": channel, "payload": payload}
+        )
 
-    def listener(self, url: URL, channel: str, on_notice: Callable[[], None]) -> Listener | None:
+    def listener(self, url: URL, channel: str, on_notice: Callable[[str], None]) -> Listener | None:
         return Listener(url, channel, on_notice)
 
     def insert_or_ignore(self, table: Table) -> Insert:
@@ -282,9 +285,9 @@ def serialise(connection: Connection, name: str) -> None:
     _BY_NAME[connection.dialect.name].serialise(connection, name)
 
 
-def announce(connection: Connection, channel: str) -> None:
+def announce(connection: Connection, channel: str, payload: str = "") -> None:
     """`Dialect.announce` for the database `connection` belongs to."""
-    _BY_NAME[connection.dialect.name].announce(connection, channel)
+    _BY_NAME[connection.dialect.name].announce(connection, channel, payload)
 
 
 def dialect_for(url: URL, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> Dialect:

@@ -2,9 +2,11 @@
 
 A task created on any API replica is announced on `TASKS_CHANNEL` as its transaction commits
 (`kinema.store.dialects.announce`); every worker process listens, so an idle worker claims it
-within milliseconds instead of at its next poll. Notifications are a hint, never the truth: one
-sent while a listener was reconnecting is lost, so a listener wakes its owner once after every
-(re)connection, and workers keep a slow safety poll.
+within milliseconds instead of at its next poll. A notice names the claims it concerns (by the
+state each takes its tasks from), so that a worker wakes only the loops that may find something.
+Notifications are a hint, never the truth: one sent while a listener was reconnecting is lost,
+so a listener wakes its owner once after every (re)connection, naming nothing (everything may
+have changed), and workers keep a slow safety poll.
 """
 
 from __future__ import annotations
@@ -21,11 +23,13 @@ from sqlalchemy.engine import URL
 log = logging.getLogger("kinema.store")
 
 #: Work appeared or a running slot came free: a task created, queued, handed back or finished.
+#: The payload lists the states whose claims may now find a task, comma-separated.
 TASKS_CHANNEL: Final = "kinema_tasks"
 
 
 class Listener:
-    """Calls `on_notice` for every notification on `channel`, and once after each connection.
+    """Calls `on_notice` with the payload of every notification on `channel`, and with ``""``
+    once after each connection.
 
     The connection is the listener's own (outside the pool, in autocommit); when it drops, the
     listener connects again after `retry_s`, for as long as it runs.
@@ -35,7 +39,7 @@ class Listener:
         self,
         url: URL,
         channel: str,
-        on_notice: Callable[[], None],
+        on_notice: Callable[[str], None],
         *,
         retry_s: float = 1.0,
         wait_s: float = 0.5,
@@ -79,7 +83,7 @@ class Listener:
         with psycopg.connect(self._conninfo, autocommit=True, connect_timeout=5) as connection:
             connection.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
             self._listening.set()
-            self._on_notice()  # whatever was announced while no one listened
+            self._on_notice("")  # whatever was announced while no one listened
             while not self._stopping.is_set():
-                for _notice in connection.notifies(timeout=self._wait_s):
-                    self._on_notice()
+                for notice in connection.notifies(timeout=self._wait_s):
+                    self._on_notice(notice.payload)

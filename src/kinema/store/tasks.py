@@ -16,11 +16,15 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     Connection,
     FromClause,
+    Integer,
     RowMapping,
     ScalarSelect,
+    Select,
+    Update,
     and_,
     bindparam,
     case,
@@ -100,15 +104,38 @@ def any_ready(db: Database, how: Move, now: int, models: frozenset[str] | None =
         return connection.execute(query, {"now": now}).first() is not None
 
 
-#: Moves after which a claim may find what it could not before: work ready for a stage, or a
-#: running slot of an account come free. Each is announced to the workers of every process.
-_WAKES: Final = frozenset(
-    {Move.INTAKE_DONE, Move.SUCCEED, Move.FAIL, Move.RELEASE, Move.REQUEUE, Move.ABANDON, Move.EXPIRE}
-)
+def _woken(how: Move) -> str:
+    """The claims that may find, after `how`, what they could not before, as a notice on
+    `TASKS_CHANNEL` names them: by the state each claim takes from. An intake claim (from
+    ``waiting``) wakes for a task that waits again or an intake of an account that ends; a
+    generation claim (from ``queuing``) for a task that is queued or a running slot come free."""
+    woken = set()
+    for source, target in how.targets.items():
+        if TaskState.WAITING in (source, target):
+            woken.add(TaskState.WAITING.value)
+        if target is TaskState.QUEUING or source is TaskState.GENERATING:
+            woken.add(TaskState.QUEUING.value)
+    return ",".join(sorted(woken))
+
+
+#: Moves after which a claim may find what it could not before, with what their notice says.
+#: Each is announced to the workers of every process.
+_WAKES: Final[Mapping[Move, str]] = {
+    how: _woken(how)
+    for how in (
+        Move.INTAKE_DONE,
+        Move.SUCCEED,
+        Move.FAIL,
+        Move.RELEASE,
+        Move.REQUEUE,
+        Move.ABANDON,
+        Move.EXPIRE,
+    )
+}
 
 
 def insert_task(connection: Connection, task: Task) -> None:
-    announce(connection, TASKS_CHANNEL)
+    announce(connection, TASKS_CHANNEL, task.state.value)  # waiting for its intake, or queuing
     run(
         connection,
         _INSERT,
@@ -234,6 +261,23 @@ def held(task_id: str, attempt: int) -> Condition:
     )
 
 
+def moving(how: Move, where: ColumnElement[bool], **values: Any) -> Update:
+    """The ``UPDATE`` that applies `how` to the task matching `where`, if it is in one of the
+    move's sources; `values` are the other columns it writes."""
+    targets = how.targets
+    if len(set(targets.values())) == 1:
+        state: Any = next(iter(targets.values())).value
+    else:
+        state = case(
+            *((tasks.c.state == source.value, literal(target.value)) for source, target in targets.items())
+        )
+    return (
+        update(tasks)
+        .where(where, tasks.c.state.in_([source.value for source in targets]))
+        .values(state=state, **values)
+    )
+
+
 def move(
     connection: Connection, how: Move, where: ColumnElement[bool], now: int, **values: Any
 ) -> Moved | None:
@@ -242,23 +286,15 @@ def move(
     `values` are the other columns the move writes. None when no row matched: the task was in
     no state the move starts from, or (for a held move) the claim was lost.
     """
-    targets = how.targets
-    if len(set(targets.values())) == 1:
-        state: Any = next(iter(targets.values())).value
-    else:
-        state = case(
-            *((tasks.c.state == source.value, literal(target.value)) for source, target in targets.items())
-        )
     row = connection.execute(
-        update(tasks)
-        .where(where, tasks.c.state.in_([source.value for source in targets]))
-        .values(state=state, updated_at=now, **values)
-        .returning(tasks.c.id, tasks.c.account_id, tasks.c.price, tasks.c.callback_url)
+        moving(how, where, updated_at=now, **values).returning(
+            tasks.c.id, tasks.c.account_id, tasks.c.price, tasks.c.callback_url
+        )
     ).first()
     if row is None:
         return None
     if how in _WAKES:
-        announce(connection, TASKS_CHANNEL)
+        announce(connection, TASKS_CHANNEL, _WAKES[how])
     return Moved(row.id, row.account_id, int(row.price), row.callback_url)
 
 
@@ -281,6 +317,16 @@ def fail(
     )
 
 
+class AccountFull(Exception):
+    """A claim's candidate belongs to an account with no slot left, seen once the account was
+    locked: the caller rolls the transaction back, which lets the candidate go, and claims
+    again without that account (`claim`'s ``skipped``)."""
+
+    def __init__(self, account_id: str) -> None:
+        super().__init__(account_id)
+        self.account_id = account_id
+
+
 def claim(
     connection: Connection,
     dialect: Dialect,
@@ -291,6 +337,7 @@ def claim(
     max_running_per_account: int,
     max_intakes_per_account: int | None = None,
     models: frozenset[str] | None = None,
+    skipped: Sequence[str] = (),
 ) -> Task | None:
     """Take the next task ready for `how` (a claim), or None when there is none.
 
@@ -298,60 +345,106 @@ def claim(
     claim (which may wait on a slow image host) takes the oldest task of the account with the
     fewest intakes in flight, and none of an account with `max_intakes_per_account` of them
     already: one account's slow hosts hold no more than its share of the intake threads.
+    Tasks of the `skipped` accounts are passed over; a worker serving only some `models` takes
+    only their tasks.
 
     The candidate row is the only one locked (SKIP LOCKED on PostgreSQL, so claimers never
-    wait on each other). An account's cap is checked again under a lock of the account's own,
-    so two claimers can never both take its last slot; a candidate whose account turned out
-    full is let go (its savepoint undone) and the next is tried. A worker serving only some
-    `models` takes only their tasks.
+    wait on each other). An account's cap is counted again by the claim's ``UPDATE``, after a
+    lock of the account's own, so two claimers can never both take its last slot; when the
+    account turned out full, `AccountFull` is raised for the caller to roll back and go on.
     """
-    (source,) = how.sources
     cap = max_running_per_account if how is Move.CLAIM_GENERATE else max_intakes_per_account
-    skipped: list[str] = []
-    while True:
-        query = (
-            select(tasks.c.id, tasks.c.account_id)
-            .where(
-                tasks.c.state == source.value,
-                tasks.c.lease_owner.is_(None),
-                tasks.c.cancel_requested.is_(False),
-                tasks.c.deadline_at > now,
-            )
-            .limit(1)
+    params: dict[str, Any] = {"now": now, "skipped": list(skipped)}
+    if cap is not None:
+        params["cap"] = cap
+    if models is not None:
+        params["models"] = sorted(models)
+    candidate = connection.execute(
+        _candidates(dialect, how, cap is not None, models is not None), params
+    ).first()
+    if candidate is None:
+        return None
+    task_id, account_id = candidate
+    if cap is not None:
+        slot = "running" if how is Move.CLAIM_GENERATE else "intake"
+        dialect.serialise(connection, f"kinema.{slot}:{account_id}")
+    params |= {
+        "task": task_id,
+        "of_account": account_id,
+        "worker": worker_id,
+        "lease_until": now + lease_ms,
+    }
+    row = connection.execute(_taking(how, cap is not None), params).mappings().first()
+    if row is None:  # the row is locked (or the database is) and matched above: only the cap refuses
+        raise AccountFull(account_id)
+    return to_task(row)
+
+
+#: The claims' statements, built once: (database, move, capped, for some models) -> query.
+_CANDIDATES: Final[dict[tuple[str, Move, bool, bool], Select[Any]]] = {}
+_TAKINGS: Final[dict[tuple[Move, bool], Update]] = {}
+
+
+def _candidates(dialect: Dialect, how: Move, capped: bool, some_models: bool) -> Select[Any]:
+    """The claim's candidate (its id and account), locked: the oldest ready task of an account
+    with a slot free, for an intake of the account with the fewest intakes in flight."""
+    key = (dialect.name, how, capped, some_models)
+    found = _CANDIDATES.get(key)
+    if found is not None:
+        return found
+    (source,) = how.sources
+    query = (
+        select(tasks.c.id, tasks.c.account_id)
+        .where(
+            tasks.c.state == source.value,
+            tasks.c.lease_owner.is_(None),
+            tasks.c.cancel_requested.is_(False),
+            tasks.c.deadline_at > bindparam("now", type_=BigInteger),
+            tasks.c.account_id.not_in(bindparam("skipped", expanding=True)),
         )
-        busy = _busy_of_account(how)
-        if how is Move.CLAIM_INTAKE:
-            query = query.order_by(busy, tasks.c.created_at, tasks.c.id)
-        else:
-            query = query.order_by(tasks.c.created_at, tasks.c.id)
-        if cap is not None:
-            query = query.where(busy < cap)
-        if skipped:
-            query = query.where(tasks.c.account_id.not_in(skipped))
-        if models is not None:
-            query = query.where(tasks.c.model.in_(sorted(models)))
-        with connection.begin_nested() as savepoint:
-            candidate = connection.execute(dialect.lock_rows(query, tasks)).first()
-            if candidate is None:
-                return None
-            task_id, account_id = candidate
-            if cap is not None:
-                slot = "running" if how is Move.CLAIM_GENERATE else "intake"
-                dialect.serialise(connection, f"kinema.{slot}:{account_id}")
-                if _busy_count(connection, how, account_id) >= cap:
-                    savepoint.rollback()
-                    skipped.append(account_id)
-                    continue
-            values: dict[str, Any] = {
-                "attempt": tasks.c.attempt + 1,
-                "lease_owner": worker_id,
-                "lease_expires_at": now + lease_ms,
-            }
-            if how is Move.CLAIM_GENERATE:
-                values["started_at"] = func.coalesce(tasks.c.started_at, now)
-            moved = move(connection, how, tasks.c.id == task_id, now, **values)
-            assert moved is not None  # the row is locked (or the database is) and matched above
-        return get_task(connection, task_id)
+        .limit(1)
+    )
+    busy = _busy_of_account(how)
+    if how is Move.CLAIM_INTAKE:
+        query = query.order_by(busy, tasks.c.created_at, tasks.c.id)
+    else:
+        query = query.order_by(tasks.c.created_at, tasks.c.id)
+    if capped:
+        query = query.where(busy < bindparam("cap", type_=Integer))
+    if some_models:
+        query = query.where(tasks.c.model.in_(bindparam("models", expanding=True)))
+    found = _CANDIDATES[key] = dialect.lock_rows(query, tasks)
+    return found
+
+
+def _taking(how: Move, capped: bool) -> Update:
+    """The claim's move of the candidate, which counts the account's busy tasks again when
+    `capped`: in a statement of its own, so that it sees every claim committed before the
+    account's lock was granted. Answers the whole row."""
+    found = _TAKINGS.get((how, capped))
+    if found is not None:
+        return found
+    now = bindparam("now", type_=BigInteger)
+    where: ColumnElement[bool] = tasks.c.id == bindparam("task")
+    if capped:
+        busy = tasks.alias("busy")
+        count = (
+            select(func.count())
+            .select_from(busy)
+            .where(busy.c.account_id == bindparam("of_account"), _busy(how, busy))
+            .scalar_subquery()
+        )
+        where = and_(where, count < bindparam("cap", type_=Integer))
+    values: dict[str, Any] = {
+        "attempt": tasks.c.attempt + 1,
+        "lease_owner": bindparam("worker"),
+        "lease_expires_at": bindparam("lease_until", type_=BigInteger),
+        "updated_at": now,
+    }
+    if how is Move.CLAIM_GENERATE:
+        values["started_at"] = func.coalesce(tasks.c.started_at, now)
+    found = _TAKINGS[(how, capped)] = moving(how, where, **values).returning(*tasks.c)
+    return found
 
 
 def _busy(how: Move, of: FromClause) -> Condition:
@@ -371,13 +464,6 @@ def _busy_of_account(how: Move) -> ScalarSelect[int]:
         .where(busy.c.account_id == tasks.c.account_id, _busy(how, busy))
         .scalar_subquery()
     )
-
-
-def _busy_count(connection: Connection, how: Move, account_id: str) -> int:
-    if how is Move.CLAIM_GENERATE:
-        return running_count(connection, account_id)
-    query = select(func.count()).select_from(tasks).where(tasks.c.account_id == account_id, _busy(how, tasks))
-    return int(connection.execute(query).scalar_one())
 
 
 @dataclass(frozen=True, slots=True)

@@ -108,9 +108,13 @@ def keep_result(ports: GeneratePorts, claim: Claim, result: GenerationResult) ->
     attempt owns the task by now."""
     task = claim.task
     keys = layout.result_keys(task.account_id, task.id, claim.attempt)
-    ports.store.put_file(keys["video"], result.video_path)
-    ports.store.put_file(keys["first_frame"], result.first_frame_path)
-    ports.store.put_file(keys["last_frame"], result.last_frame_path)
+    ports.store.put_files(
+        {
+            keys["video"]: result.video_path,
+            keys["first_frame"]: result.first_frame_path,
+            keys["last_frame"]: result.last_frame_path,
+        }
+    )
     if lifecycle.finish_success(ports.db, claim, keys, ports.clock()):
         return True
     ports.store.delete_prefix(layout.result_prefix(task.account_id, task.id, claim.attempt))

@@ -169,10 +169,22 @@ def oldest_queued_at(connection: Connection) -> int | None:
 _CLAIMS: dict[Stage, Move] = {Stage.INTAKE: Move.CLAIM_INTAKE, Stage.GENERATE: Move.CLAIM_GENERATE}
 
 
-def listen_for_work(db: Database, on_work: Callable[[], None]) -> Listener | None:
-    """A listener (not started) that calls `on_work` whenever a claim may find something new,
-    whichever process made it so; None on a database without notifications (SQLite)."""
-    return db.listen(TASKS_CHANNEL, on_work)
+def listen_for_work(db: Database, on_work: Callable[[frozenset[Stage]], None]) -> Listener | None:
+    """A listener (not started) that calls `on_work` with the stages whose claims may find
+    something new, whichever process made it so; None on a database without notifications
+    (SQLite)."""
+
+    def heard(payload: str) -> None:
+        named = set(payload.split(",")) if payload else None  # nothing named: all may have changed
+        on_work(
+            frozenset(
+                stage
+                for stage, how in _CLAIMS.items()
+                if named is None or not named.isdisjoint(source.value for source in how.sources)
+            )
+        )
+
+    return db.listen(TASKS_CHANNEL, heard)
 
 
 def claim_next(
@@ -184,29 +196,40 @@ def claim_next(
     max_running_per_account: int,
     max_intakes_per_account: int | None = None,
     models: frozenset[str] | None = None,
+    *,
+    look_first: bool = True,
 ) -> Claim | None:
     """Take the next task ready for `stage`, or None when there is none: for generation the
     oldest, for intake the oldest of the account with the fewest intakes in flight. A worker
     serving only some `models` takes only their tasks.
 
-    A quick read first: idle workers, woken for every new task whatever its stage, take no
-    write lock (SQLite's one writer) when nothing waits for their stage.
+    A quick read first (`look_first`): idle workers, woken for every new task whatever its
+    stage, take no write lock (SQLite's one writer) when nothing waits for their stage. A
+    worker that has just finished a task skips it: while there is a backlog the read only
+    costs a round trip.
     """
-    if not statements.any_ready(db, _CLAIMS[stage], now, models):
+    if look_first and not statements.any_ready(db, _CLAIMS[stage], now, models):
         return None
-    with db.write() as connection:
-        task = statements.claim(
-            connection,
-            db.dialect,
-            _CLAIMS[stage],
-            worker_id,
-            now,
-            lease_ms,
-            max_running_per_account,
-            max_intakes_per_account,
-            models,
-        )
-    return None if task is None else Claim(task, task.attempt, stage)
+    full: list[str] = []  # accounts found without a slot once locked: passed over from then on
+    while True:
+        try:
+            with db.write() as connection:
+                task = statements.claim(
+                    connection,
+                    db.dialect,
+                    _CLAIMS[stage],
+                    worker_id,
+                    now,
+                    lease_ms,
+                    max_running_per_account,
+                    max_intakes_per_account,
+                    models,
+                    full,
+                )
+        except statements.AccountFull as refused:  # rolled back: the candidate is free again
+            full.append(refused.account_id)
+            continue
+        return None if task is None else Claim(task, task.attempt, stage)
 
 
 # While working.

@@ -180,7 +180,7 @@ class Worker:
         self._degraded = ""
         self._threads: list[threading.Thread] = []
         self._heart: threading.Thread | None = None
-        self._listener = lifecycle.listen_for_work(db, self.wakeup.notify)
+        self._listener = lifecycle.listen_for_work(db, lambda stages: self.wakeup.notify(*stages))
 
     # Running.
 
@@ -250,8 +250,9 @@ class Worker:
         """Whether `stop` was called: the worker claims nothing more."""
         return self._closing.is_set()
 
-    def run_once(self, stage: Stage) -> bool:
-        """Claim and carry one task of `stage`; False when none was ready."""
+    def run_once(self, stage: Stage, *, look_first: bool = True) -> bool:
+        """Claim and carry one task of `stage`; False when none was ready. `look_first` as
+        `lifecycle.claim_next` has it."""
         claim = lifecycle.claim_next(
             self.db,
             stage,
@@ -261,6 +262,7 @@ class Worker:
             self.options.max_running_per_account,
             self.options.intakes_per_account,
             self.options.models,
+            look_first=look_first,
         )
         if claim is None:
             return False
@@ -278,16 +280,19 @@ class Worker:
         return True
 
     def _loop(self, stage: Stage) -> None:
-        seen = self.wakeup.generation
+        seen = self.wakeup.generation(stage)
+        worked = False  # whether the last turn carried a task: then the next claims at once
         while not self._closing.is_set():
             try:
-                if self.run_once(stage):
+                worked = self.run_once(stage, look_first=not worked)
+                if worked:
                     continue
             except Exception:
+                worked = False
                 # The database went away or a bug: log it, wait a poll, try again. The task,
                 # if one was claimed, comes back through the reaper.
                 log.exception("%s loop of worker %s failed", stage.value, self.id)
-            seen = self.wakeup.wait(self._poll_s(), seen)
+            seen = self.wakeup.wait(self._poll_s(), seen, stage)
 
     def _poll_s(self) -> float:
         """How long an idle loop waits to look again, if nothing wakes it first."""
@@ -449,7 +454,7 @@ class Worker:
                     self._mark_degraded(error.message)
                 if generate.retry(ports, claim, error, self.options.max_attempts):
                     log.info("task %s queuing for another attempt: %s", task.id, error.message)
-                    self.wakeup.notify()
+                    self.wakeup.notify(Stage.GENERATE)
                     return
                 self._fail(claim, *generate.failure_of(error))
                 return
@@ -479,7 +484,7 @@ class Worker:
             if self._degraded:
                 self._mark_degraded("")
             self.metrics.finished.labels("success").inc()
-            self._finished()
+            self._finished(claim)
 
     def _stopped(self, claim: Claim, watch: _Watch) -> None:
         task = claim.task
@@ -497,12 +502,12 @@ class Worker:
         if lifecycle.finish_failure(self.db, claim, code, message, self.clock()):
             log.info("task %s fail %s: %s", claim.task.id, code.value, message)
             self.metrics.finished.labels(f"fail_{code.value}").inc()
-            self._finished()
+            self._finished(claim)
 
-    def _finished(self) -> None:
+    def _finished(self, claim: Claim) -> None:
         self.on_finished()
-        # A running slot of the account is free again: a held task may go.
-        self.wakeup.notify()
+        # A slot of the account (an intake, or a running task) is free again: a held task may go.
+        self.wakeup.notify(claim.stage)
 
     def _should_stop(self, task: Task, watch: _Watch) -> bool:
         return watch.stop.is_set() or self._stopping.is_set() or self._past_deadline(task)

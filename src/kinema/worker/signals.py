@@ -7,30 +7,43 @@ database at its next poll or heartbeat.
 from __future__ import annotations
 
 import threading
+from collections import Counter
 
 
 class Wakeup:
-    """Wakes idle workers when a task becomes ready, instead of waiting for their next poll."""
+    """Wakes idle workers when a task becomes ready, instead of waiting for their next poll.
+
+    Each waiting loop waits for one kind of work (a stage's name); a notification names the
+    kinds it concerns, or none for every kind.
+    """
 
     def __init__(self) -> None:
         self._condition = threading.Condition()
-        self._generation = 0
+        self._to_all = 0
+        self._to_kind: Counter[str] = Counter()
 
-    def notify(self) -> None:
+    def notify(self, *kinds: str) -> None:
         with self._condition:
-            self._generation += 1
+            if kinds:
+                self._to_kind.update(kinds)
+            else:
+                self._to_all += 1
             self._condition.notify_all()
 
-    def wait(self, timeout_s: float, seen: int) -> int:
-        """Wait until a notification newer than `seen`, or the timeout; answers the newest."""
+    def wait(self, timeout_s: float, seen: int, kind: str = "") -> int:
+        """Wait until a notification for `kind` newer than `seen`, or the timeout; answers the
+        newest (`generation`)."""
         with self._condition:
-            self._condition.wait_for(lambda: self._generation != seen, timeout=timeout_s)
-            return self._generation
+            self._condition.wait_for(lambda: self._generation(kind) != seen, timeout=timeout_s)
+            return self._generation(kind)
 
-    @property
-    def generation(self) -> int:
+    def generation(self, kind: str = "") -> int:
+        """How many notifications for `kind` so far."""
         with self._condition:
-            return self._generation
+            return self._generation(kind)
+
+    def _generation(self, kind: str) -> int:
+        return self._to_all + self._to_kind[kind]
 
 
 class CancelSignals:
