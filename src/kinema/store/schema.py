@@ -99,8 +99,8 @@ tasks = Table(
     Column("completed_at", BigInteger, nullable=True),
     Column("deadline_at", BigInteger, nullable=False),
     CheckConstraint("state IN ('waiting', 'queuing', 'generating', 'success', 'fail')", name="state_known"),
-    # The claim query: the oldest unleased task in a state, per state.
-    Index("ix_tasks_state_created_at", "state", "created_at"),
+    # The claim query: the oldest unleased task in a state, per state, in the claim's order.
+    Index("ix_tasks_state_created_at_id", "state", "created_at", "id"),
     # An account's own listing, newest first, and its running count.
     Index("ix_tasks_account_id_created_at", "account_id", "created_at"),
     Index("ix_tasks_account_id_state", "account_id", "state"),
