@@ -9,12 +9,16 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from tests.support.databases import DIALECTS, PostgresTemplates, empty_database_url
 from tests.support.live import free_port
 from tests.support.process import KINEMA, kinema, service_env
 
-from kinema.store.database import Database, Schema
+from kinema.store.database import MIGRATIONS_DIR, Database, Schema
 from kinema.store.schema import metadata
+
+#: This Kinema's newest revision, as its migrations folder has it.
+HEAD = ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)
@@ -32,7 +36,7 @@ def test_concurrent_migrations_take_turns(
         outcomes = [(start.wait(120), *start.communicate()) for start in starts]
         for code, _out, err in outcomes:
             assert code == 0, err
-            assert err.strip() == "database at revision 0006"
+            assert err.strip() == f"database at revision {HEAD}"
         db = Database(url)
         try:
             assert db.schema() is Schema.CURRENT
@@ -53,13 +57,13 @@ def test_serve_and_worker_refuse_a_schema_that_is_behind_until_migrated(tmp_path
         refused = kinema(role, env=env)
         assert refused.returncode == 1
         assert " ".join(refused.stderr.split()).endswith(
-            "error: the database's schema is at revision 0004, older than this Kinema's (0006): "
+            f"error: the database's schema is at revision 0004, older than this Kinema's ({HEAD}): "
             "run `kinema migrate`, then start again"
         )
         assert "Traceback" not in refused.stderr
     assert db.current_revision() == "0004", "a refusing start must not upgrade the schema itself"
 
-    assert kinema("migrate", env=env).stderr.strip() == "database at revision 0006"
+    assert kinema("migrate", env=env).stderr.strip() == f"database at revision {HEAD}"
     assert db.schema() is Schema.CURRENT
     db.dispose()
 
