@@ -209,6 +209,8 @@ def _parse_url(url: str | httpx.URL, field: str, redirected: bool) -> httpx.URL:
     port = parsed.port
     if port is not None and not 0 < port < 65536:
         raise FetchRefused(f"{field} has an invalid port ({port})")
+    if isinstance(url, str) and "#" not in url:
+        return parsed  # no fragment to take off (a copy costs as much as the parse)
     return parsed.copy_with(fragment=None)
 
 
