@@ -178,6 +178,22 @@ def test_put_files_checks_every_key_before_moving_any(store: BlobStore, tmp_path
     assert bad.exists()
 
 
+def test_list_files_names_every_file_of_a_folder_and_nothing_beside_it(store: BlobStore) -> None:
+    inside = {"results/a/t1/video.mp4": b"video", "results/a/t1/deep/x.bin": b"x"}
+    for key, data in inside.items():
+        store.put_bytes(key, data)
+    store.put_bytes("results/a/t10/video.mp4", b"sibling")
+    listed = dict(store.list_files("results/a/t1/"))
+    assert set(listed) == set(inside)
+    for key, info in listed.items():
+        assert info.size == len(inside[key])
+        assert info == store.stat(key)
+    assert dict(store.list_files("results/a/t1")) == listed
+    assert list(store.list_files("results/none")) == []
+    with pytest.raises(InvalidKey):
+        list(store.list_files("a/../b"))
+
+
 def test_delete_prefix_removes_a_folder_and_counts_its_files(store: BlobStore) -> None:
     for key in ("results/a/t1/video.mp4", "results/a/t1/video.first.jpg", "results/a/t1/deep/x.bin"):
         store.put_bytes(key, b"x")

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
@@ -16,11 +19,15 @@ from tests.support.http import ImageHost
 from tests.support.live import live_server
 from tests.support.service import Running, running_app
 
+from kinema.accounts import keys
 from kinema.api.app import create_app
 from kinema.files import retention
 from kinema.files.retention import RetentionPolicy
+from kinema.storage import layout
 from kinema.storage.local import LocalBlobStore
 from kinema.store.database import Database
+from kinema.tasks import lifecycle
+from kinema.tasks.lifecycle import NewTask
 
 POLICY = RetentionPolicy(result_ms=14 * DAY_MS, task_ms=60 * DAY_MS)
 
@@ -138,3 +145,29 @@ def test_concurrent_retries_make_one_task_and_one_charge(
         assert len(task_ids) == 1
         assert api.balance() == 1000 - 30
         assert [task["taskId"] for task in api.get("/api/v1/jobs/list")["data"]["tasks"]] == list(task_ids)
+
+
+def test_an_input_copy_no_task_owns_goes_once_it_is_past_the_grace(db: Database, tmp_path: Path) -> None:
+    """createTask writes its copy of the image just before the task: a crash between the two
+    leaves a copy no task owns, which the sweep deletes once no task being created can own it."""
+    store = LocalBlobStore(tmp_path / "files")
+    now = int(time.time() * 1000)
+    with db.write() as connection:
+        account = keys.open_account(connection, "a", 100, now).record.account_id
+        new = NewTask("m", "{}", {"prompt": "p"}, None, 1, ready=True)
+        owned = lifecycle.create_task(connection, account, new, now, DAY_MS).id
+    stale = now - retention.ORPHAN_INPUT_GRACE_MS - 60_000
+    copies = {name: layout.input_key(account, name, "image/jpeg") for name in (owned, "crashed", "creating")}
+    for name, key in copies.items():
+        store.put_bytes(key, b"jpeg")
+        if name != "creating":
+            path = store.local_path(key)
+            assert path is not None
+            os.utime(path, ns=(stale * 1_000_000, stale * 1_000_000))
+
+    report = retention.sweep(db, store, now, POLICY)
+    assert report.orphan_inputs == 1
+    assert store.stat(copies["crashed"]) is None
+    assert store.stat(copies[owned]) is not None, "a task's own input stays"
+    assert store.stat(copies["creating"]) is not None, "a copy younger than the grace stays"
+    assert retention.sweep(db, store, now, POLICY).orphan_inputs == 0

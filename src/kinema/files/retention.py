@@ -3,7 +3,9 @@
 Uploads go after their own expiry; a finished task's files (result video, frames, its copy of
 the input) after the result retention, its record after the task retention. A task whose files
 went still answers recordInfo; its links are refused. Each batch is its own short transaction,
-so the API never waits behind a long sweep.
+so the API never waits behind a long sweep. An input copy that no task owns goes too: createTask
+writes the copy of an image of this server just before the task, and a crash between the two
+leaves the copy alone.
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ from kinema.store import callbacks, idempotency, tasks, uploads
 from kinema.store.database import Database
 
 BATCH = 200
+#: How old an input copy with no task must be to go: createTask writes the copy moments before
+#: the task, so a younger one may belong to a task being created.
+ORPHAN_INPUT_GRACE_MS = 3_600_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +35,7 @@ class SweepReport:
     task_files: int = 0
     tasks: int = 0
     idempotency_keys: int = 0
+    orphan_inputs: int = 0
 
 
 def sweep(
@@ -45,7 +51,28 @@ def sweep(
         report.tasks += count
     with db.write() as connection:
         report.idempotency_keys = idempotency.delete_expired(connection, now)
+    report.orphan_inputs = _sweep_orphan_inputs(db, store, now - ORPHAN_INPUT_GRACE_MS, batch)
     return report
+
+
+def _sweep_orphan_inputs(db: Database, store: BlobStore, written_before: int, batch: int) -> int:
+    """Delete the input copies, written before `written_before`, of tasks that do not exist."""
+    folders: dict[str, str] = {}  # task id -> its input folder
+    for key, info in store.list_files(layout.INPUTS):
+        owner = layout.input_owner(key)
+        if owner is not None and info.modified_ns // 1_000_000 < written_before:
+            folders.setdefault(*owner)
+    task_ids = sorted(folders)
+    deleted = 0
+    for start in range(0, len(task_ids), batch):
+        chunk = task_ids[start : start + batch]
+        with db.read() as connection:
+            known = tasks.existing(connection, chunk)
+        for task_id in chunk:
+            if task_id not in known:
+                store.delete_prefix(folders[task_id])
+                deleted += 1
+    return deleted
 
 
 def _sweep_uploads(db: Database, store: BlobStore, now: int, batch: int) -> int:

@@ -9,7 +9,7 @@ what the key finally names (after symlinks) lies inside its root.
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -121,6 +121,11 @@ class BlobStore(Protocol):
 
     def delete(self, key: str) -> bool:
         """Delete the file; False when there was none."""
+        ...
+
+    def list_files(self, prefix: str) -> Iterator[tuple[str, BlobInfo]]:
+        """Every stored file under the folder `prefix` (as `delete_prefix` takes it), with its
+        key and what is known of it, in no particular order."""
         ...
 
     def delete_prefix(self, prefix: str) -> int:

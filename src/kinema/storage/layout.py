@@ -36,7 +36,19 @@ def upload_key(account_id: str, file_path: str) -> str:
 
 def input_key(account_id: str, task_id: str, mime_type: str) -> str:
     """Where a task's checked input image is kept."""
-    return f"inputs/{account_id}/{task_id}/image{EXTENSIONS.get(mime_type, '')}"
+    return f"{INPUTS}{account_id}/{task_id}/image{EXTENSIONS.get(mime_type, '')}"
+
+
+#: The folder of every task's input copy (with the trailing slash).
+INPUTS: Final = "inputs/"
+
+
+def input_owner(key: str) -> tuple[str, str] | None:
+    """(the task id, the task's input folder) for a key under `INPUTS`; None for any other key."""
+    parts = key.split("/")
+    if len(parts) < 4 or f"{parts[0]}/" != INPUTS:
+        return None
+    return parts[2], "/".join(parts[:3])
 
 
 def result_prefix(account_id: str, task_id: str, attempt: int) -> str:
@@ -57,4 +69,4 @@ def results_of_account(account_id: str) -> str:
 
 def task_prefixes(account_id: str, task_id: str) -> tuple[str, ...]:
     """The folders holding a task's files, inputs and results, for retention to delete."""
-    return f"results/{account_id}/{task_id}", f"inputs/{account_id}/{task_id}"
+    return f"results/{account_id}/{task_id}", f"{INPUTS}{account_id}/{task_id}"

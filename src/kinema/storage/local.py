@@ -15,7 +15,7 @@ import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import BinaryIO
@@ -133,6 +133,19 @@ class LocalBlobStore:
         except (FileNotFoundError, NotADirectoryError):
             return False
         return True
+
+    def list_files(self, prefix: str) -> Iterator[tuple[str, BlobInfo]]:
+        folder = self._path(prefix.removesuffix("/"))
+        # Without following symlinks, as `delete_prefix` walks: only what lies in the folder.
+        for dirpath, _dirnames, filenames in os.walk(folder):
+            for name in filenames:
+                path = os.path.join(dirpath, name)
+                try:
+                    result = os.lstat(path)
+                except FileNotFoundError:  # deleted while we walked
+                    continue
+                if stat.S_ISREG(result.st_mode):
+                    yield Path(path).relative_to(self._root).as_posix(), _info(result)
 
     def delete_prefix(self, prefix: str) -> int:
         folder = self._path(prefix.removesuffix("/"))

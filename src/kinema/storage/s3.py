@@ -170,6 +170,23 @@ class S3BlobStore:
             self._client.delete_object(Bucket=self.bucket, Key=name)
         return True
 
+    def list_files(self, prefix: str) -> Iterator[tuple[str, BlobInfo]]:
+        folder = check_key(prefix.removesuffix("/"))
+        with _storage_errors("list", folder):
+            pages = self._client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=f"{self.prefix}{folder}/"
+            )
+            for page in pages:
+                for item in page.get("Contents", []):
+                    yield (
+                        item["Key"].removeprefix(self.prefix),
+                        BlobInfo(
+                            size=item["Size"],
+                            modified_ns=int(item["LastModified"].timestamp()) * 1_000_000_000,
+                            etag=item["ETag"],
+                        ),
+                    )
+
     def delete_prefix(self, prefix: str) -> int:
         folder = check_key(prefix.removesuffix("/"))
         deleted = 0

@@ -570,6 +570,11 @@ def mark_files_purged(connection: Connection, task_ids: Sequence[str], now: int)
     connection.execute(update(tasks).where(tasks.c.id.in_(task_ids)).values(files_purged_at=now))
 
 
+def existing(connection: Connection, task_ids: Sequence[str]) -> set[str]:
+    """Which of `task_ids` name a task."""
+    return set(connection.execute(select(tasks.c.id).where(tasks.c.id.in_(task_ids))).scalars())
+
+
 def delete_tasks(connection: Connection, task_ids: Sequence[str]) -> None:
     connection.execute(delete(tasks).where(tasks.c.id.in_(task_ids)))
 

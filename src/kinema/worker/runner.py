@@ -331,12 +331,13 @@ class Worker:
         except Exception:
             log.exception("retention sweep of worker %s failed", self.id)
             return None
-        if report.uploads or report.task_files or report.tasks:
+        if report.uploads or report.task_files or report.tasks or report.orphan_inputs:
             log.info(
-                "retention: %d uploads, files of %d tasks, %d task records deleted",
+                "retention: %d uploads, files of %d tasks, %d task records, %d inputs of no task deleted",
                 report.uploads,
                 report.task_files,
                 report.tasks,
+                report.orphan_inputs,
             )
         return report
 
