@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     Engine,
     Executable,
@@ -35,6 +36,7 @@ from sqlalchemy import (
     Table,
     create_engine,
     event,
+    func,
     text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -91,6 +93,12 @@ class Dialect(ABC):
     def announce(connection: Connection, channel: str, payload: str = "") -> None:
         """Tell every listener on `channel` (with `payload`), once `connection`'s transaction
         commits."""
+
+    @staticmethod
+    def notice(channel: str, payload: str) -> ColumnElement[Any] | None:
+        """`announce` as an expression, for a statement to return with its row: the notice is
+        sent for each row returned, at no round trip of its own; None where nothing is sent."""
+        return None
 
     def listener(self, url: URL, channel: str, on_notice: Callable[[str], None]) -> Listener | None:
         """A listener (not started) for what `announce` sends, or None where nothing is sent."""
@@ -251,6 +259,10 @@ class PostgreSQL(Dialect):
             text("SELECT pg_notify(:channel, :payload)"), {"channel": channel, "payload": payload}
         )
 
+    @staticmethod
+    def notice(channel: str, payload: str) -> ColumnElement[Any] | None:
+        return func.pg_notify(channel, payload)
+
     def listener(self, url: URL, channel: str, on_notice: Callable[[str], None]) -> Listener | None:
         return Listener(url, channel, on_notice)
 
@@ -288,6 +300,11 @@ def serialise(connection: Connection, name: str) -> None:
 def announce(connection: Connection, channel: str, payload: str = "") -> None:
     """`Dialect.announce` for the database `connection` belongs to."""
     _BY_NAME[connection.dialect.name].announce(connection, channel, payload)
+
+
+def notice(connection: Connection, channel: str, payload: str) -> ColumnElement[Any] | None:
+    """`Dialect.notice` for the database `connection` belongs to."""
+    return _BY_NAME[connection.dialect.name].notice(channel, payload)
 
 
 def dialect_for(url: URL, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> Dialect:

@@ -40,7 +40,7 @@ from sqlalchemy import (
 from kinema.domain.task import Task, TaskState
 from kinema.domain.transitions import UNFINISHED, Move
 from kinema.store.database import Database, Row, run
-from kinema.store.dialects import Dialect, announce
+from kinema.store.dialects import Dialect, announce, notice
 from kinema.store.notices import TASKS_CHANNEL
 from kinema.store.schema import api_keys, tasks
 
@@ -286,14 +286,17 @@ def move(
     `values` are the other columns the move writes. None when no row matched: the task was in
     no state the move starts from, or (for a held move) the claim was lost.
     """
-    row = connection.execute(
-        moving(how, where, updated_at=now, **values).returning(
-            tasks.c.id, tasks.c.account_id, tasks.c.price, tasks.c.callback_url
-        )
-    ).first()
+    returned: list[ColumnElement[Any]] = [tasks.c.id, tasks.c.account_id, tasks.c.price, tasks.c.callback_url]
+    # A move that wakes claims announces itself with its row where the database can (no round
+    # trip of its own), else in a statement after it.
+    announced = how not in _WAKES
+    if not announced and (sent := notice(connection, TASKS_CHANNEL, _WAKES[how])) is not None:
+        returned.append(sent)
+        announced = True
+    row = connection.execute(moving(how, where, updated_at=now, **values).returning(*returned)).first()
     if row is None:
         return None
-    if how in _WAKES:
+    if not announced:
         announce(connection, TASKS_CHANNEL, _WAKES[how])
     return Moved(row.id, row.account_id, int(row.price), row.callback_url)
 
