@@ -59,6 +59,17 @@ def browser() -> Iterator[Browser]:
         launched.close()
 
 
+@pytest.fixture(autouse=True)
+def _pages_closed(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Each test's pages close when it ends: a page left open (a video looping, a task polled)
+    would take the CPU from every later test of the module."""
+    yield
+    browser = request.node.funcargs.get("browser")
+    if browser is not None:
+        for context in browser.contexts:
+            context.close()
+
+
 @pytest.fixture
 def served(make_settings: MakeSettings, database_url: str) -> Iterator[Served]:
     """The whole service with one in-process worker and the default (motion) engine.
