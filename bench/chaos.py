@@ -57,11 +57,11 @@ import httpx
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 from tests.support.engines import SteadyEngine
+from tests.support.http import loopback as serving
 from tests.support.s3_server import S3Server, s3_server
 
 from bench._databases import postgres_database, postgres_server
 from bench.soak import image_host as image_handler
-from bench.soak import loopback_server as serving
 from kinema.accounts import credits, keys
 from kinema.domain.accounts import Movement
 from kinema.domain.clock import system_clock

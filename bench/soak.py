@@ -35,11 +35,12 @@ from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import httpx
+from tests.support.http import loopback
 
 from bench._databases import run_database
 from kinema.accounts import keys
@@ -91,20 +92,6 @@ class Sample:
 
 
 # Loopback neighbours: an image host and a callback receiver.
-
-
-@contextmanager
-def loopback_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
 
 
 def image_host(picture: bytes) -> type[BaseHTTPRequestHandler]:
@@ -426,7 +413,7 @@ def soak(args: argparse.Namespace, work: Path, database_url: str, redis_url: str
     }
     picture = read_sample("sample.jpg") or b""
     Receiver.received = 0
-    with loopback_server(image_host(picture)) as images, loopback_server(Receiver) as receiver:
+    with loopback(image_host(picture)) as images, loopback(Receiver) as receiver:
         service = Service(env, work / "serve.log")
         try:
             urls = {"service": service.url, "images": images, "receiver": receiver}

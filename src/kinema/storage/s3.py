@@ -31,6 +31,7 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Final, NoReturn
@@ -178,14 +179,8 @@ class S3BlobStore:
             )
             for page in pages:
                 for item in page.get("Contents", []):
-                    yield (
-                        item["Key"].removeprefix(self.prefix),
-                        BlobInfo(
-                            size=item["Size"],
-                            modified_ns=int(item["LastModified"].timestamp()) * 1_000_000_000,
-                            etag=item["ETag"],
-                        ),
-                    )
+                    info = _blob_info(item["Size"], item["LastModified"], item["ETag"])
+                    yield item["Key"].removeprefix(self.prefix), info
 
     def delete_prefix(self, prefix: str) -> int:
         folder = check_key(prefix.removesuffix("/"))
@@ -384,13 +379,13 @@ class _RangedReader(io.RawIOBase):
 
 
 def _info(head: HeadObjectOutputTypeDef) -> BlobInfo:
+    return _blob_info(head["ContentLength"], head["LastModified"], head["ETag"])
+
+
+def _blob_info(size: int, modified: datetime, etag: str) -> BlobInfo:
     # S3's ETag is quoted already, and changes with the content (an MD5, or a digest of the
     # parts' for a multipart upload).
-    return BlobInfo(
-        size=head["ContentLength"],
-        modified_ns=int(head["LastModified"].timestamp()) * 1_000_000_000,
-        etag=head["ETag"],
-    )
+    return BlobInfo(size=size, modified_ns=int(modified.timestamp()) * 1_000_000_000, etag=etag)
 
 
 def _status(error: ClientError) -> int:

@@ -287,17 +287,13 @@ def move(
     no state the move starts from, or (for a held move) the claim was lost.
     """
     returned: list[ColumnElement[Any]] = [tasks.c.id, tasks.c.account_id, tasks.c.price, tasks.c.callback_url]
-    # A move that wakes claims announces itself with its row where the database can (no round
-    # trip of its own), else in a statement after it.
-    announced = how not in _WAKES
-    if not announced and (sent := notice(connection, TASKS_CHANNEL, _WAKES[how])) is not None:
+    # A move that wakes claims sends its notice with its row (none on a database without them).
+    sent = notice(connection, TASKS_CHANNEL, _WAKES[how]) if how in _WAKES else None
+    if sent is not None:
         returned.append(sent)
-        announced = True
     row = connection.execute(moving(how, where, updated_at=now, **values).returning(*returned)).first()
     if row is None:
         return None
-    if not announced:
-        announce(connection, TASKS_CHANNEL, _WAKES[how])
     return Moved(row.id, row.account_id, int(row.price), row.callback_url)
 
 
@@ -430,14 +426,7 @@ def _taking(how: Move, capped: bool) -> Update:
     now = bindparam("now", type_=BigInteger)
     where: ColumnElement[bool] = tasks.c.id == bindparam("task")
     if capped:
-        busy = tasks.alias("busy")
-        count = (
-            select(func.count())
-            .select_from(busy)
-            .where(busy.c.account_id == bindparam("of_account"), _busy(how, busy))
-            .scalar_subquery()
-        )
-        where = and_(where, count < bindparam("cap", type_=Integer))
+        where = and_(where, _busy_of_account(how, bindparam("of_account")) < bindparam("cap", type_=Integer))
     values: dict[str, Any] = {
         "attempt": tasks.c.attempt + 1,
         "lease_owner": bindparam("worker"),
@@ -458,13 +447,14 @@ def _busy(how: Move, of: FromClause) -> Condition:
     return and_(of.c.state == TaskState.WAITING.value, of.c.lease_owner.is_not(None))
 
 
-def _busy_of_account(how: Move) -> ScalarSelect[int]:
-    """How many of the candidate's account's tasks are busy, as a subquery of the claim."""
+def _busy_of_account(how: Move, account: ColumnElement[str] = tasks.c.account_id) -> ScalarSelect[int]:
+    """How many of an account's tasks are busy, as a subquery of a claim's statement: by default
+    the candidate's account (correlated to the row)."""
     busy = tasks.alias("busy")
     return (
         select(func.count())
         .select_from(busy)
-        .where(busy.c.account_id == tasks.c.account_id, _busy(how, busy))
+        .where(busy.c.account_id == account, _busy(how, busy))
         .scalar_subquery()
     )
 
