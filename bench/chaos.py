@@ -21,9 +21,11 @@ and the run waits for the work to settle. Then it checks that every task succeed
 each was charged once (each account's balance is its grant less its tasks' prices, and equals
 the sum of its ledger); that every result downloads from the bucket through its link; that
 every callback reached the receiver with the right task and valid signatures (both schemes);
-that nothing is left generating; and that every object in the bucket belongs to an upload or a
-task the database knows. It prints a short summary and exits 1 if a check failed or the run
-passed its deadline. Every process it started is gone when it returns.
+that nothing is left generating; and that, once retention has swept the input copies of tasks
+never created (a kill between the copy and the task's row) as it does an hour on, every object
+in the bucket belongs to an upload or a task the database knows. It prints a short summary and
+exits 1 if a check failed or the run passed its deadline. Every process it started is gone when
+it returns.
 """
 
 from __future__ import annotations
@@ -66,8 +68,10 @@ from kinema.accounts import credits, keys
 from kinema.domain.accounts import Movement
 from kinema.domain.clock import system_clock
 from kinema.domain.task import Task, TaskState
+from kinema.files import retention
 from kinema.files.uploads import find_upload
 from kinema.storage.own import read_sample
+from kinema.storage.s3 import S3BlobStore
 from kinema.store import callbacks
 from kinema.store import workers as presence
 from kinema.store.database import Database
@@ -118,6 +122,7 @@ class Report:
     delivery_attempts: int = 0
     requeues: int = 0
     stale_objects: int = 0
+    orphan_inputs: int = 0
     tracebacks: list[str] = field(default_factory=list)
     chaos_s: float = 0.0
     total_s: float = 0.0
@@ -139,7 +144,8 @@ class Report:
             f"{self.delivery_attempts} attempts recorded, "
             f"{self.delivery_attempts - self.plan.tasks} retries",
             f"  {self.stale_objects} objects of attempts that never finished (their task's, "
-            "deleted with it); tracebacks in the logs of "
+            f"deleted with it); input copies of {self.orphan_inputs} tasks never created, swept by "
+            "retention; tracebacks in the logs of "
             f"{', '.join(trace.split(':', 1)[0] for trace in self.tracebacks) or 'no process'}",
         ]
         if self.failures:
@@ -765,7 +771,14 @@ def audit(
             if [delivery.state for delivery in deliveries] != ["delivered"]:
                 failures.append(f"task {task_id}: deliveries {[d.state for d in deliveries]}")
 
-    # No object in the bucket that nothing in the database knows of.
+    # No object in the bucket that nothing in the database knows of, once retention has swept
+    # the input copies of tasks never created (an API process killed between the copy and the
+    # row) as it does when they are an hour old.
+    with tempfile.TemporaryDirectory() as staging:
+        store = S3BlobStore(s3.options(bucket), staging_root=Path(staging))
+        report.orphan_inputs = retention.sweep_orphan_inputs(
+            db, store, system_clock() + retention.ORPHAN_INPUT_GRACE_MS
+        )
     for key in s3.keys(bucket):
         parts = key.split("/")
         task = tasks.get(parts[2]) if len(parts) > 3 else None

@@ -51,12 +51,14 @@ def sweep(
         report.tasks += count
     with db.write() as connection:
         report.idempotency_keys = idempotency.delete_expired(connection, now)
-    report.orphan_inputs = _sweep_orphan_inputs(db, store, now - ORPHAN_INPUT_GRACE_MS, batch)
+    report.orphan_inputs = sweep_orphan_inputs(db, store, now, batch)
     return report
 
 
-def _sweep_orphan_inputs(db: Database, store: BlobStore, written_before: int, batch: int) -> int:
-    """Delete the input copies, written before `written_before`, of tasks that do not exist."""
+def sweep_orphan_inputs(db: Database, store: BlobStore, now: int, batch: int = BATCH) -> int:
+    """Delete the input copies of tasks that do not exist, written `ORPHAN_INPUT_GRACE_MS`
+    before `now` or earlier; returns how many tasks' copies went."""
+    written_before = now - ORPHAN_INPUT_GRACE_MS
     folders: dict[str, str] = {}  # task id -> its input folder
     for key, info in store.list_files(layout.INPUTS):
         owner = layout.input_owner(key)
