@@ -18,11 +18,11 @@ RECORD_ENV = "BENCH_RECORD_JSON"
 
 
 def kinema_app() -> FastAPI:
-    """The service, configured by ``KINEMA_*`` variables like ``kinema serve``."""
+    """The service, configured by ``KINEMA_*`` variables, built as ``kinema serve`` builds it."""
     from kinema.api.app import create_app
     from kinema.settings import Settings
 
-    return create_app(Settings())
+    return create_app(Settings(), settle_heap=True)
 
 
 def bare_app() -> FastAPI:

@@ -116,7 +116,7 @@ class Dispatch:
 async def dispatch_times(settings: Settings, key: str, count: int, warmup: int) -> list[Dispatch]:
     from tests.support.engines import InstantEngine
 
-    app = create_app(settings, engine=InstantEngine())
+    app = create_app(settings, engine=InstantEngine(), settle_heap=True)
     db = Database(settings.database_url)
     headers = {"Authorization": f"Bearer {key}"}
     body = seed_body(SAMPLE_URL)

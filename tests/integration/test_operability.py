@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import gc
+
+from fastapi.testclient import TestClient
 from sqlalchemy import text
 from tests.conftest import MakeSettings
 from tests.support.api import seed_body
+from tests.support.engines import InstantEngine
 from tests.support.http import ImageHost
 from tests.support.polling import wait_for
 from tests.support.service import running_app
 
+from kinema.api.app import create_app
 from kinema.store.database import Database
 
 
@@ -106,3 +111,16 @@ def test_every_route_has_examples_and_the_create_task_example_works(make_setting
             elif path not in ("/api/v1/models", "/api/v1/kinema/camera-plan", "/healthz", "/readyz"):
                 assert operation["security"] == [{"BearerAuth": []}], path
                 assert all(p["name"].lower() != "authorization" for p in operation.get("parameters", []))
+
+
+def test_a_served_app_keeps_what_start_up_made_out_of_the_collectors_way(
+    make_settings: MakeSettings,
+) -> None:
+    settings = make_settings()
+    app = create_app(settings, engine=InstantEngine(), settle_heap=True)
+    with TestClient(app, base_url=settings.public_url):
+        assert gc.get_freeze_count() > 0
+    assert gc.get_freeze_count() == 0
+    # An app among many in one process (as here) leaves the collector as it is.
+    with running_app(settings):
+        assert gc.get_freeze_count() == 0

@@ -57,8 +57,21 @@ from kinema.worker.signals import CancelSignals, Wakeup
 log = logging.getLogger("kinema.api")
 
 
-def create_app(settings: Settings, *, clock: Clock = system_clock, engine: Engine | None = None) -> FastAPI:
-    """The whole service as an ASGI app. `engine` stands in for the default engine the settings name."""
+def create_app(
+    settings: Settings,
+    *,
+    clock: Clock = system_clock,
+    engine: Engine | None = None,
+    settle_heap: bool = False,
+) -> FastAPI:
+    """The whole service as an ASGI app. `engine` stands in for the default engine the settings name.
+
+    `settle_heap` is for a process that serves this one app for its life (``kinema serve``):
+    once the app has started, what start-up made is moved out of the garbage collector's way.
+    Left to it, each full collection walks those objects by the hundred thousand and holds up
+    every request in flight for tens of milliseconds. A process that makes many apps (tests)
+    leaves it off: each start would be a full collection of everything the process holds.
+    """
     db = runtime.open_database(settings)
     store = runtime.open_store(settings)
     catalog = default_catalog()
@@ -119,15 +132,14 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, engine: Engin
                 decodes=found.decodes,
             )
             worker.start()
-        # What start-up made lives as long as the app: the collector need not walk it again.
-        # Left to it, each full collection walks those objects by the hundred thousand and
-        # holds up every request in flight for tens of milliseconds.
-        gc.collect()
-        gc.freeze()
+        if settle_heap:
+            gc.collect()
+            gc.freeze()
         try:
             yield
         finally:
-            gc.unfreeze()
+            if settle_heap:
+                gc.unfreeze()
             if worker is not None:
                 worker.stop()
             found.gateway.close()

@@ -147,7 +147,7 @@ def serve(
     db = runtime.open_database(settings)
     require_schema(db, create=True)
     try:
-        service = create_app(settings)
+        service = create_app(settings, settle_heap=True)
     except KinemaError as error:
         listener.close()
         fail(error.message)
