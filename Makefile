@@ -41,7 +41,7 @@ run: install
 
 ## test: lint, type-check, check import rules, then run every test (on every core)
 test: install-test lint
-	$(BIN)/python -m pytest -n auto
+	$(BIN)/python -m pytest -n auto --dist worksteal
 
 lint: install
 	$(BIN)/ruff check .
