@@ -1,16 +1,20 @@
-"""`Database.first`, the hot read: the same rows on both dialects, and always the latest commit."""
+"""`Database.first`, the hot read: the same rows on both dialects, and always the latest commit;
+pooled connections checked before use once idle."""
 
 from __future__ import annotations
 
 import threading
 
 import pytest
-from sqlalchemy import bindparam, select
+from sqlalchemy import Connection, bindparam, create_engine, select, text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.pool import NullPool
 
 from kinema.accounts import credits, keys
 from kinema.domain.clock import system_clock
 from kinema.domain.errors import Unauthorized
-from kinema.store.database import Database
+from kinema.store.database import Database, normalise_url
+from kinema.store.dialects import ping_after_idle
 from kinema.store.schema import accounts
 
 BY_ID = select(accounts.c.id, accounts.c.balance.label("credits")).where(accounts.c.id == bindparam("id"))
@@ -77,3 +81,36 @@ def test_reads_from_many_threads_then_dispose(db: Database) -> None:
     db.dispose()
     # After dispose, a read opens what it needs again.
     assert db.first(BY_ID, {"id": account_id})["credits"] == 11  # type: ignore[index]
+
+
+def _backend(connection: Connection) -> int:
+    return int(connection.execute(text("SELECT pg_backend_pid()")).scalar_one())
+
+
+@pytest.mark.parametrize("idle_s", [0.1, 10.0], ids=["idle within the window", "idle past it"])
+def test_a_pooled_connection_idle_past_the_window_is_checked_before_it_is_used(
+    database_url: str, idle_s: float
+) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite's connections are to a file: nothing can cut them off")
+    now = [0.0]
+    engine = create_engine(normalise_url(database_url), pool_size=1, max_overflow=0)
+    ping_after_idle(engine, 1.0, monotonic=lambda: now[0])
+    admin = create_engine(normalise_url(database_url), poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            first = _backend(connection)
+        # The server cuts the pooled connection off while it is idle (as a restart would).
+        with admin.connect() as connection:
+            cut = text("SELECT pg_terminate_backend(:pid, 5000)")
+            assert connection.execute(cut, {"pid": first}).scalar_one()
+        now[0] += idle_s
+        if idle_s < 1.0:
+            # Used at once: the statement meets the cut.
+            with pytest.raises(OperationalError), engine.connect() as connection:
+                _backend(connection)
+        with engine.connect() as connection:  # checked first (or after the failure): a new one
+            assert _backend(connection) != first
+    finally:
+        engine.dispose()
+        admin.dispose()

@@ -358,8 +358,10 @@ def claim(
         params["cap"] = cap
     if models is not None:
         params["models"] = sorted(models)
+    if how is Move.CLAIM_GENERATE:  # the oldest first: the claim index's own order
+        dialect.follow_index_order(connection)
     candidate = connection.execute(
-        _candidates(dialect, how, cap is not None, models is not None), params
+        candidates(dialect, how, cap is not None, models is not None), params
     ).first()
     if candidate is None:
         return None
@@ -384,7 +386,7 @@ _CANDIDATES: Final[dict[tuple[str, Move, bool, bool], Select[Any]]] = {}
 _TAKINGS: Final[dict[tuple[Move, bool], Update]] = {}
 
 
-def _candidates(dialect: Dialect, how: Move, capped: bool, some_models: bool) -> Select[Any]:
+def candidates(dialect: Dialect, how: Move, capped: bool, some_models: bool) -> Select[Any]:
     """The claim's candidate (its id and account), locked: the oldest ready task of an account
     with a slot free, for an intake of the account with the fewest intakes in flight."""
     key = (dialect.name, how, capped, some_models)
