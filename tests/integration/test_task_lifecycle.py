@@ -363,3 +363,25 @@ def test_a_generation_claim_walks_its_index_even_before_any_statistics(
             assert _claim(db, cap=2).task.id == made[0]
         finally:
             db.dispose()
+
+
+def test_an_intake_claim_counts_each_accounts_intakes_in_flight_from_their_own_index(db: Database) -> None:
+    """An intake claim counts, for every waiting task, the intakes its account has in flight:
+    from the index of those alone, not by visiting each of the account's waiting tasks."""
+    if db.is_sqlite:
+        pytest.skip("SQLite's planner counts them through (account_id, state) still")
+    with db.write() as connection:
+        owners = [keys.open_account(connection, f"a{n}", 0, T0).record.account_id for n in range(4)]
+        for n in range(400):
+            lifecycle.create_task(
+                connection, owners[n % 4], NewTask("m", "{}", {}, None, 0, False), T0 + n, TIMEOUT
+            )
+        connection.exec_driver_sql("ANALYZE tasks")
+    candidate = statements.candidates(db.dialect, Move.CLAIM_INTAKE, capped=True, some_models=False)
+    with db.read() as connection:
+        query = candidate.params(now=T0, skipped=["-"], cap=2).compile(
+            connection, compile_kwargs={"literal_binds": True, "render_postcompile": True}
+        )
+        explain = "EXPLAIN QUERY PLAN" if db.is_sqlite else "EXPLAIN"
+        plan = "\n".join(str(row[-1]) for row in connection.exec_driver_sql(f"{explain} {query}"))
+    assert "ix_tasks_account_id_intakes" in plan, plan

@@ -20,6 +20,9 @@ from sqlalchemy import (
     text,
 )
 
+#: A task whose input a worker is fetching: waiting, and held.
+INTAKE_IN_FLIGHT = "state = 'waiting' AND lease_owner IS NOT NULL"
+
 metadata = MetaData(
     naming_convention={
         "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -104,6 +107,13 @@ tasks = Table(
     # An account's own listing, newest first, and its running count.
     Index("ix_tasks_account_id_created_at", "account_id", "created_at"),
     Index("ix_tasks_account_id_state", "account_id", "state"),
+    # An account's intakes in flight, which an intake claim counts for every waiting task.
+    Index(
+        "ix_tasks_account_id_intakes",
+        "account_id",
+        sqlite_where=text(INTAKE_IN_FLIGHT),
+        postgresql_where=text(INTAKE_IN_FLIGHT),
+    ),
     Index("ix_tasks_lease_expires_at", "lease_expires_at"),
     # Retention: finished tasks by age.
     Index("ix_tasks_completed_at", "completed_at"),

@@ -17,6 +17,7 @@ from typing import Any, Final
 
 from sqlalchemy import (
     BigInteger,
+    BindParameter,
     ColumnElement,
     Connection,
     FromClause,
@@ -446,7 +447,10 @@ def _busy(how: Move, of: FromClause) -> Condition:
     running slot (generating), or an intake (waiting, held by a worker)."""
     if how is Move.CLAIM_GENERATE:
         return of.c.state == TaskState.GENERATING.value
-    return and_(of.c.state == TaskState.WAITING.value, of.c.lease_owner.is_not(None))
+    # The state written out, not bound: only then can the database take these from the index of
+    # intakes in flight (`schema.INTAKE_IN_FLIGHT`), a plan kept for any parameters included.
+    waiting: BindParameter[str] = bindparam("intake_state", TaskState.WAITING.value, literal_execute=True)
+    return and_(of.c.state == waiting, of.c.lease_owner.is_not(None))
 
 
 def _busy_of_account(how: Move, account: ColumnElement[str] = tasks.c.account_id) -> ScalarSelect[int]:
