@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import text
+from psycopg.sql import Literal
+from sqlalchemy import Connection, Select, text
 from tests.support.databases import DIALECTS, PostgresTemplates, empty_database_url
 from tests.support.polling import wait_for
 
@@ -351,15 +354,9 @@ def test_a_generation_claim_walks_its_index_even_before_any_statistics(
             candidate = statements.candidates(db.dialect, Move.CLAIM_GENERATE, capped=True, some_models=False)
             with db.write() as connection:
                 db.dialect.follow_index_order(connection)
-                query = candidate.params(now=T0, skipped=["-"], cap=2).compile(
-                    connection, compile_kwargs={"literal_binds": True, "render_postcompile": True}
-                )
-                if db.is_sqlite:
-                    plan = [row[3] for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {query}")]
-                    assert not [step for step in plan if "TEMP B-TREE" in step], plan
-                else:
-                    plan = [row[0] for row in connection.exec_driver_sql(f"EXPLAIN {query}")]
-                    assert not [step for step in plan if "Sort" in step], plan
+                plan = _plan(db, connection, candidate)
+            sorts = "TEMP B-TREE" if db.is_sqlite else "Sort"
+            assert sorts not in plan, plan
             assert _claim(db, cap=2).task.id == made[0]
         finally:
             db.dispose()
@@ -379,9 +376,32 @@ def test_an_intake_claim_counts_each_accounts_intakes_in_flight_from_their_own_i
         connection.exec_driver_sql("ANALYZE tasks")
     candidate = statements.candidates(db.dialect, Move.CLAIM_INTAKE, capped=True, some_models=False)
     with db.read() as connection:
-        query = candidate.params(now=T0, skipped=["-"], cap=2).compile(
-            connection, compile_kwargs={"literal_binds": True, "render_postcompile": True}
-        )
-        explain = "EXPLAIN QUERY PLAN" if db.is_sqlite else "EXPLAIN"
-        plan = "\n".join(str(row[-1]) for row in connection.exec_driver_sql(f"{explain} {query}"))
+        # As a worker's claim runs once prepared: one plan for any parameters.
+        connection.exec_driver_sql("SET LOCAL plan_cache_mode = force_generic_plan")
+        plan = _plan(db, connection, candidate)
     assert "ix_tasks_account_id_intakes" in plan, plan
+
+
+CLAIM_PARAMS = {"now": T0, "skipped": ["-"], "cap": 2}
+#: A named parameter as SQLAlchemy writes it for psycopg.
+NAMED = re.compile(r"%\((\w+)\)s")
+
+
+def _plan(db: Database, connection: Connection, statement: Select[Any]) -> str:
+    """The plan of a claim's `statement` as the database runs it, its parameters bound."""
+    expanded = statement.compile(connection).construct_expanded_state(CLAIM_PARAMS)
+    if db.is_sqlite:
+        values = tuple(expanded.parameters[name] for name in expanded.positiontup or ())
+        rows = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {expanded.statement}", values)
+        return "\n".join(row[3] for row in rows)
+    # PostgreSQL: prepared with $n placeholders, then the plan of running it.
+    names: list[str] = []
+
+    def placeholder(match: re.Match[str]) -> str:
+        names.append(match.group(1))
+        return f"${len(names)}"
+
+    connection.exec_driver_sql(f"PREPARE claim AS {NAMED.sub(placeholder, expanded.statement)}")
+    driver = connection.connection.driver_connection
+    arguments = ", ".join(Literal(expanded.parameters[name]).as_string(driver) for name in names)
+    return "\n".join(row[0] for row in connection.exec_driver_sql(f"EXPLAIN EXECUTE claim({arguments})"))

@@ -447,8 +447,8 @@ def _busy(how: Move, of: FromClause) -> Condition:
     running slot (generating), or an intake (waiting, held by a worker)."""
     if how is Move.CLAIM_GENERATE:
         return of.c.state == TaskState.GENERATING.value
-    # The state written out, not bound: only then can the database take these from the index of
-    # intakes in flight (`schema.INTAKE_IN_FLIGHT`), a plan kept for any parameters included.
+    # The state written into the statement, not bound: only then can the database count these
+    # from the index of intakes in flight (`schema.INTAKE_IN_FLIGHT`), in a prepared plan too.
     waiting: BindParameter[str] = bindparam("intake_state", TaskState.WAITING.value, literal_execute=True)
     return and_(of.c.state == waiting, of.c.lease_owner.is_not(None))
 
